@@ -1,0 +1,101 @@
+"""What is trained and how: one configuration selects the proposed method or any of its paper baselines/ablations.
+
+Variants (``CooperativeConfig.variant(name)``):
+  cooperative     the proposed method: L_std + L_hard, STN gradients flow into the FTN, all three mask generators
+  standard        "standard training" (Table 1, first row): L_std only
+  no_targeted     "w.o. G_ch, G_sp" (Table 2): random channel dropout is the only mask generator
+  shared_code_a   "share code (a)" (Table 2): z_s = z_i, no decoupler H
+  shared_code_b   "share code (b)" (Table 2): z_i = z_s = H(E(x)), the image decoder reads the shape code
+  separate        "separate training" (Table 2): the STN learns from detached FTN outputs; no gradient reaches the FTN
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from CoopSegLib.errors import ConfigError
+from CoopSegLib.masking import MASKING_SCHEMES
+from CoopSegLib.networks import CODE_SHARING, PAPER_WIDTHS
+
+VARIANTS: dict = {
+    "cooperative": {},
+    "standard": {"hard_examples": False},
+    "no_targeted": {"masking_schemes": ("dropout",)},
+    "shared_code_a": {"code_sharing": "image"},
+    "shared_code_b": {"code_sharing": "shape"},
+    "separate": {"cooperative_gradients": False},
+}
+
+
+@dataclass(frozen=True)
+class CooperativeConfig:
+    # Networks
+    in_channels: int = 1
+    num_classes: int = 4
+    widths: tuple = PAPER_WIDTHS
+    code_sharing: str = "decoupled"
+    # Losses
+    hard_examples: bool = True  # add L_hard (eq. 5) to L_std (eq. 1)
+    cooperative_gradients: bool = True  # L_shp(C(p), y) sends gradients into the FTN (False: separate training)
+    # The paper's eq. 1 weighs every term 1; the authors' code weighed reconstruction 0.5. We follow the paper.
+    reconstruction_weight: float = 1.0
+    temperature: float = 2.0  # the STN sees softmax(logits / T)
+    # The authors' code feeds the FTN x' = clamp(x + 0.05 N(0, 1), 0, 1) in L_std (the paper is silent): kept, 0 disables.
+    input_noise_std: float = 0.05
+    # Latent masking
+    masking_schemes: tuple = MASKING_SCHEMES
+    max_mask_fraction: float = 0.5
+    soft_masking: bool = True
+    # Optimiser (Adam on every module, no scheduler, as in the paper)
+    learning_rate: float = 1e-4
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "masking_schemes", tuple(self.masking_schemes))
+        problems = []
+        if self.code_sharing not in CODE_SHARING:
+            problems.append(f"code_sharing must be one of {CODE_SHARING}, got {self.code_sharing!r}")
+        if len(self.widths) < 2 or min(self.widths) <= 0:
+            problems.append(f"widths needs at least two positive channel counts, got {self.widths}")
+        if not self.masking_schemes or set(self.masking_schemes) - set(MASKING_SCHEMES):
+            problems.append(f"masking_schemes must be a non-empty subset of {MASKING_SCHEMES}, got {self.masking_schemes}")
+        if not 0.0 <= self.max_mask_fraction <= 1.0:
+            problems.append(f"max_mask_fraction must lie in [0, 1], got {self.max_mask_fraction}")
+        for key in ("in_channels", "num_classes"):
+            if getattr(self, key) < 1:
+                problems.append(f"{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("temperature", "learning_rate"):
+            if not getattr(self, key) > 0:
+                problems.append(f"{key} must be positive, got {getattr(self, key)}")
+        for key in ("reconstruction_weight", "input_noise_std"):
+            if getattr(self, key) < 0:
+                problems.append(f"{key} must not be negative, got {getattr(self, key)}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @classmethod
+    def variant(cls, name: str, **overrides: Any) -> "CooperativeConfig":
+        """The named method variant (see the module docstring), with optional overrides."""
+        if name not in VARIANTS:
+            raise ConfigError(f"unknown method variant {name!r}; choose one of {sorted(VARIANTS)}")
+        return cls.from_dict({**VARIANTS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "CooperativeConfig":
+        """Build from plain values (a YAML section, a bundle's metadata); unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown method setting(s) {unknown}; known settings: {sorted(known)}")
+        try:
+            return cls(**dict(values))
+        except TypeError as error:
+            raise ConfigError(f"invalid method setting: {error}") from None
+
+    def to_dict(self) -> dict:
+        """JSON-ready values (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def replace(self, **changes: Any) -> "CooperativeConfig":
+        return replace(self, **changes)

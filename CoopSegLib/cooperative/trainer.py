@@ -1,0 +1,125 @@
+"""The trainer: owns the cooperative model, one Adam optimiser over every module, and the numeric set-up.
+
+One step = forward of L_std + L_hard, one backward, one optimiser step. bf16 autocast and channels_last are used
+where they help (GPUs with bf16, CPUs with native bf16); the step does no per-iteration gc.collect() or
+torch.cuda.empty_cache() (the authors' code did both: they cost time and free nothing the allocator would not reuse).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+
+from CoopSegLib.cooperative.config import CooperativeConfig
+from CoopSegLib.cooperative.model import CooperativeLoss, CooperativeModel, Prediction
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """'auto' picks CUDA when available; asking for CUDA on a machine without it is an error, not a silent CPU run."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but no CUDA device is available; use --device cpu or auto")
+    return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), where oneDNN's bf16 kernels beat fp32."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch.cpu helpers: guard their absence
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """'auto': bf16 autocast on GPUs that support it and on CPUs with native bf16, fp32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.cuda.is_bf16_supported()
+        return device.type == "cpu" and cpu_has_fast_bf16()
+    return precision == "bf16"
+
+
+class CooperativeTrainer:
+    def __init__(
+        self,
+        config: CooperativeConfig = CooperativeConfig(),
+        device: Union[str, torch.device] = "cpu",
+        precision: str = "auto",
+        channels_last: Optional[bool] = None,
+        compile: bool = False,
+    ):
+        self.config = config
+        self.device = resolve_device(device)
+        self.bf16 = uses_bf16(precision, self.device)
+        # channels_last speeds up cuDNN and oneDNN bf16 convolutions (bench/train_step.py measures it); fp32 CPU
+        # convolutions gain little from it.
+        default_channels_last = self.device.type == "cuda" or self.bf16
+        self.channels_last = default_channels_last if channels_last is None else bool(channels_last)
+        self.model = CooperativeModel(config).to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if compile:
+            # Compile the encoders and decoders, not the step: hard-example generation draws schemes in Python.
+            for part in self.compilable_parts():
+                part.compile()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        # What a training step calls: the model itself, or a DistributedDataParallel wrapper of it.
+        self.step_module: nn.Module = self.model
+        self.step = 0
+
+    def compilable_parts(self) -> list:
+        ftn, stn = self.model.ftn, self.model.stn
+        parts = [ftn.encoder, ftn.decoupler, ftn.image_decoder, ftn.segmentation_decoder, stn.encoder, stn.decoder]
+        return [part for part in parts if part is not None]
+
+    def autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def to_device(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> tuple:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if labels is not None:
+            labels = labels.to(self.device, non_blocking=True).long()
+        return images, labels
+
+    def losses(self, images: torch.Tensor, labels: torch.Tensor) -> CooperativeLoss:
+        """The objective on a batch, with gradients attached, without stepping the optimiser."""
+        images, labels = self.to_device(images, labels)
+        with self.autocast():
+            return self.step_module(images, labels)
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
+        """One optimisation step; returns every loss term as a float (one device sync for all of them)."""
+        self.model.train()
+        loss = self.losses(images, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        self.optimizer.step()
+        self.step += 1
+        names = ["total", *loss.terms]
+        values = torch.stack([loss.total.detach(), *(t.detach() for t in loss.terms.values())]).float().tolist()
+        return dict(zip(names, values))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> Prediction:
+        """Eval-mode FTN logits and STN-refined logits (float32) for N x 1 x H x W images."""
+        self.model.eval()
+        images, _ = self.to_device(images)
+        with self.autocast():
+            prediction = self.model.predict(images)
+        return Prediction(*(t.float() for t in prediction))
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])  # strict: a mismatch is an error, never random weights
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])

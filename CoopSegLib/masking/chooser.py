@@ -1,0 +1,59 @@
+"""The random chooser: for each code, one masking scheme drawn uniformly, with p ~ U(0, 0.5) (paper §2.4, §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import torch
+
+from CoopSegLib.masking.dropout import random_dropout_mask
+from CoopSegLib.masking.fraction import MAX_FRACTION
+from CoopSegLib.masking.targeted import targeted_channel_mask, targeted_spatial_mask
+
+MASKING_SCHEMES = ("dropout", "channel", "spatial")
+
+
+class MaskedCode(NamedTuple):
+    code: torch.Tensor
+    scheme: str
+    fraction: float
+
+
+@dataclass
+class LatentMasker:
+    """Masks a latent code with a scheme drawn from ``schemes``.
+
+    ``schemes=("dropout",)`` is the "w.o. G_ch, G_sp" ablation. ``soft`` selects soft targeted masks
+    (a ~ U(0, 0.5)); hard masks use a = 0. Dropout always zeros whole channels.
+    """
+
+    schemes: Sequence[str] = MASKING_SCHEMES
+    max_fraction: float = MAX_FRACTION
+    soft: bool = True
+
+    def __post_init__(self):
+        self.schemes = tuple(self.schemes)
+        unknown = [s for s in self.schemes if s not in MASKING_SCHEMES]
+        if not self.schemes or unknown:
+            raise ValueError(f"masking schemes must be a non-empty subset of {MASKING_SCHEMES}, got {self.schemes}")
+        if not 0.0 <= self.max_fraction <= 1.0:
+            raise ValueError(f"max_fraction must lie in [0, 1], got {self.max_fraction}")
+
+    def draw(self, generator: Optional[torch.Generator] = None) -> tuple:
+        """(scheme, p): a scheme uniformly from ``schemes`` and p ~ U(0, max_fraction)."""
+        scheme = self.schemes[int(torch.randint(len(self.schemes), (1,), generator=generator))]
+        fraction = float(torch.rand(1, generator=generator)) * self.max_fraction
+        return scheme, fraction
+
+    def __call__(self, z: torch.Tensor, gradient: Callable[[], torch.Tensor],
+                 generator: Optional[torch.Generator] = None) -> MaskedCode:
+        """Mask z. ``gradient()`` returns the task-loss gradient for z; it is called only for targeted schemes."""
+        scheme, fraction = self.draw(generator)
+        if scheme == "dropout":
+            mask = random_dropout_mask(z, fraction, generator)
+        elif scheme == "channel":
+            mask = targeted_channel_mask(gradient(), fraction, self.soft, generator)
+        else:
+            mask = targeted_spatial_mask(gradient(), fraction, self.soft, generator)
+        return MaskedCode(z * mask, scheme, fraction)
