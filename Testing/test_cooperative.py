@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from CoopSegLib.cooperative import VARIANTS, CooperativeConfig, CooperativeModel, CooperativeTrainer
+from CoopSegLib.errors import ConfigError
+
+from conftest import SMALL_WIDTHS
+
+STD_TERMS = {"std/rec", "std/seg", "std/shp_pred", "std/shp_gt"}
+HARD_TERMS = {"hard/rec", "hard/seg", "hard/shp_pred", "hard/shp_corrupt"}
+
+
+def ftn_gradient_norm(model):
+    return sum(p.grad.abs().sum().item() for p in model.ftn.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("term", ["std/shp_pred", "hard/shp_pred"])
+def test_shape_loss_trains_the_ftn_only_in_cooperative_mode(term, rings):
+    images, labels = rings
+    norms = {}
+    for variant in ("cooperative", "separate"):
+        torch.manual_seed(0)
+        model = CooperativeModel(CooperativeConfig.variant(variant, widths=SMALL_WIDTHS)).train()
+        loss = model(images, labels)
+        loss.terms[term].backward()
+        norms[variant] = ftn_gradient_norm(model)
+        assert sum(p.grad.abs().sum().item() for p in model.stn.parameters()) > 0  # the STN learns either way
+    assert norms["cooperative"] > 0
+    assert norms["separate"] == 0
+
+
+def test_corrupted_segmentation_term_sends_no_gradient_to_the_ftn(rings):
+    images, labels = rings
+    torch.manual_seed(0)
+    model = CooperativeModel(CooperativeConfig(widths=SMALL_WIDTHS)).train()
+    model(images, labels).terms["hard/shp_corrupt"].backward()
+    assert ftn_gradient_norm(model) == 0
+
+
+def test_objective_has_the_papers_terms_and_sums_them(rings):
+    images, labels = rings
+    torch.manual_seed(0)
+    config = CooperativeConfig(widths=SMALL_WIDTHS, reconstruction_weight=0.5)
+    loss = CooperativeModel(config).train()(images, labels)
+    assert set(loss.terms) == STD_TERMS | HARD_TERMS
+    expected = sum((0.5 if k.endswith("/rec") else 1.0) * v for k, v in loss.terms.items())
+    assert torch.allclose(loss.total, expected)
+    standard = CooperativeModel(CooperativeConfig.variant("standard", widths=SMALL_WIDTHS)).train()(images, labels)
+    assert set(standard.terms) == STD_TERMS and standard.hard is None
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_takes_a_finite_step_that_changes_the_weights(variant, rings):
+    images, labels = rings
+    torch.manual_seed(0)
+    trainer = CooperativeTrainer(CooperativeConfig.variant(variant, widths=SMALL_WIDTHS), precision="fp32")
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    losses = trainer.train_step(images, labels)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    changed = [not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters())]
+    assert all(changed)  # Adam touched every module: no parameter left out of the objective
+    assert trainer.step == 1
+
+
+def test_variants_select_the_table_2_settings():
+    assert CooperativeConfig.variant("no_targeted").masking_schemes == ("dropout",)
+    assert CooperativeConfig.variant("shared_code_a").code_sharing == "image"
+    assert CooperativeConfig.variant("shared_code_b").code_sharing == "shape"
+    assert not CooperativeConfig.variant("separate").cooperative_gradients
+    assert not CooperativeConfig.variant("standard").hard_examples
+    assert CooperativeConfig.variant("cooperative") == CooperativeConfig()
+
+
+def test_bad_settings_fail_with_a_message_naming_the_key():
+    with pytest.raises(ConfigError, match="learning_rat"):
+        CooperativeConfig.from_dict({"learning_rat": 1e-3})
+    with pytest.raises(ConfigError, match="code_sharing"):
+        CooperativeConfig(code_sharing="everything")
+    with pytest.raises(ConfigError, match="masking_schemes"):
+        CooperativeConfig(masking_schemes=("dropout", "cutmix"))
+    with pytest.raises(ConfigError, match="unknown method variant"):
+        CooperativeConfig.variant("adversarial")
+    config = CooperativeConfig.variant("no_targeted", widths=[8, 16, 32])
+    assert CooperativeConfig.from_dict(config.to_dict()) == config  # JSON round trip
+
+
+def test_state_dict_round_trip_and_architecture_mismatch(rings):
+    images, labels = rings
+    torch.manual_seed(0)
+    trainer = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), precision="fp32")
+    trainer.train_step(images, labels)
+    restored = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), precision="fp32")
+    restored.load_state_dict(trainer.state_dict())
+    assert restored.step == 1
+    assert torch.equal(restored.predict(images).refined, trainer.predict(images).refined)
+    other = CooperativeTrainer(CooperativeConfig(widths=(8, 16, 16, 32)), precision="fp32")
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        other.load_state_dict(trainer.state_dict())
+
+
+def test_asking_for_cuda_without_it_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), device="cuda")
