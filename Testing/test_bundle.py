@@ -1,0 +1,88 @@
+import json
+
+import pytest
+import torch
+
+from CoopSegLib.bundle import BundleError, file_sha256, load_bundle, read_metadata, save_bundle
+from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel
+
+from conftest import SMALL_WIDTHS
+
+PREPROCESSING = {"spacing_mm": 1.36719, "size": 32}
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return CooperativeModel(CooperativeConfig.variant("no_targeted", widths=SMALL_WIDTHS)).eval()
+
+
+def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path, model, rings):
+    images, _ = rings
+    path = save_bundle(tmp_path / "model.coopseg", model, PREPROCESSING, training={"steps": 3})
+    assert sorted(p.name for p in path.iterdir()) == ["metadata.json", "weights.pt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.coopseg"]  # no staging folder left behind
+    bundle = load_bundle(path)
+    assert bundle.model.config == model.config and not bundle.model.training
+    assert torch.equal(bundle.model.predict(images).refined, model.predict(images).refined)
+    assert bundle.metadata["preprocessing"] == PREPROCESSING and bundle.metadata["training"] == {"steps": 3}
+    assert bundle.metadata["labels"]["3"] == "RV cavity"
+
+
+def test_float16_storage_is_smaller_and_close(tmp_path, model, rings):
+    images, _ = rings
+    full = save_bundle(tmp_path / "full", model, PREPROCESSING)
+    half = save_bundle(tmp_path / "half", model, PREPROCESSING, storage="float16")
+    assert (half / "weights.pt").stat().st_size < 0.6 * (full / "weights.pt").stat().st_size
+    loaded = load_bundle(half).model
+    assert next(loaded.parameters()).dtype == torch.float32
+    reference = model.predict(images).initial.softmax(1)
+    assert (loaded.predict(images).initial.softmax(1) - reference).abs().max() < 0.05
+
+
+def test_altered_weights_are_refused(tmp_path, model):
+    path = save_bundle(tmp_path / "model", model, PREPROCESSING)
+    with open(path / "weights.pt", "r+b") as stream:
+        stream.seek(-10, 2)
+        stream.write(b"0123456789")
+    with pytest.raises(BundleError, match="checksum"):
+        load_bundle(path)
+
+
+def test_architecture_mismatch_is_refused_not_replaced_by_random_weights(tmp_path, model):
+    path = save_bundle(tmp_path / "model", model, PREPROCESSING)
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["architecture"]["widths"] = [8, 16, 16, 32]
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match="do not match the architecture"):
+        load_bundle(path)
+
+
+def test_pickled_code_is_not_executed(tmp_path, model):
+    path = save_bundle(tmp_path / "model", model, PREPROCESSING)
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("open(%r, 'w').write('ran')" % str(tmp_path / "pwned"),))
+
+    torch.save({"evil": Payload()}, path / "weights.pt")
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["weights"]["sha256"] = file_sha256(path / "weights.pt")  # even with a matching checksum
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match="plain weights"):
+        load_bundle(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_not_a_bundle_and_existing_target(tmp_path, model):
+    with pytest.raises(BundleError, match="no such model bundle"):
+        load_bundle(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match="no metadata.json"):
+        read_metadata(tmp_path / "empty")
+    path = save_bundle(tmp_path / "model", model, PREPROCESSING)
+    with pytest.raises(BundleError, match="already exists"):
+        save_bundle(path, model, PREPROCESSING)
+    save_bundle(path, model, {"spacing_mm": 1.0, "size": 32}, overwrite=True)
+    assert read_metadata(path)["preprocessing"]["spacing_mm"] == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "model"]
