@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel, frozen_batchnorm_statistics, generate_hard_examples
+from CoopSegLib.cooperative import (
+    CooperativeConfig,
+    CooperativeModel,
+    frozen_batchnorm_statistics,
+    generate_hard_examples,
+)
 from CoopSegLib.masking import LatentMasker
 
 from conftest import SMALL_WIDTHS

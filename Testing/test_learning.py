@@ -23,7 +23,7 @@ def test_cooperative_training_learns_toy_slices():
     before = trainer.predict(test_images)
     dice_before = mean_foreground_dice(before.initial, test_labels)
     losses = []
-    for step in range(150):
+    for _ in range(150):
         batch = torch.randint(0, 64, (16,))
         losses.append(trainer.train_step(train_images[batch], train_labels[batch])["total"])
     after = trainer.predict(test_images)

@@ -75,7 +75,8 @@ def main() -> None:
         timed = step >= args.warmup
         if timed:
             times.append(elapsed)
-        print(f"step {step + 1}{'' if timed else ' (warm-up)'}: {elapsed:.3f} s, loss {losses['total']:.4f}", flush=True)
+        label = f"step {step + 1}" + ("" if timed else " (warm-up)")
+        print(f"{label}: {elapsed:.3f} s, loss {losses['total']:.4f}", flush=True)
 
     median = statistics.median(times)
     result = {

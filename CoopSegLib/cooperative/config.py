@@ -11,7 +11,7 @@ Variants (``CooperativeConfig.variant(name)``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from CoopSegLib.errors import ConfigError
@@ -41,7 +41,8 @@ class CooperativeConfig:
     # The paper's eq. 1 weighs every term 1; the authors' code weighed reconstruction 0.5. We follow the paper.
     reconstruction_weight: float = 1.0
     temperature: float = 2.0  # the STN sees softmax(logits / T)
-    # The authors' code feeds the FTN x' = clamp(x + 0.05 N(0, 1), 0, 1) in L_std (the paper is silent): kept, 0 disables.
+    # The authors' code feeds the FTN x' = clamp(x + 0.05 N(0, 1), 0, 1) in L_std (the paper is silent):
+    # kept; 0 disables it.
     input_noise_std: float = 0.05
     # Latent masking
     masking_schemes: tuple = MASKING_SCHEMES
@@ -59,7 +60,9 @@ class CooperativeConfig:
         if len(self.widths) < 2 or min(self.widths) <= 0:
             problems.append(f"widths needs at least two positive channel counts, got {self.widths}")
         if not self.masking_schemes or set(self.masking_schemes) - set(MASKING_SCHEMES):
-            problems.append(f"masking_schemes must be a non-empty subset of {MASKING_SCHEMES}, got {self.masking_schemes}")
+            problems.append(
+                f"masking_schemes must be a non-empty subset of {MASKING_SCHEMES}, got {self.masking_schemes}"
+            )
         if not 0.0 <= self.max_mask_fraction <= 1.0:
             problems.append(f"max_mask_fraction must lie in [0, 1], got {self.max_mask_fraction}")
         for key in ("in_channels", "num_classes"):

@@ -54,8 +54,10 @@ def generate_hard_examples(ftn: FastThinkingNetwork, masker: LatentMasker, z_i: 
     z_i, z_s = z_i.detach(), z_s.detach()
     decoders = (ftn.image_decoder, ftn.segmentation_decoder)
     with frozen_batchnorm_statistics(*decoders):
-        masked_i = masker(z_i, lambda: task_gradient(z_i, ftn.reconstruct, lambda rec: reconstruction_loss(rec, images)))
-        masked_s = masker(z_s, lambda: task_gradient(z_s, ftn.segment, lambda logits: segmentation_loss(logits, labels)))
+        image_loss = lambda rec: reconstruction_loss(rec, images)  # noqa: E731
+        shape_loss = lambda logits: segmentation_loss(logits, labels)  # noqa: E731
+        masked_i = masker(z_i, lambda: task_gradient(z_i, ftn.reconstruct, image_loss))
+        masked_s = masker(z_s, lambda: task_gradient(z_s, ftn.segment, shape_loss))
         with torch.no_grad():
             image = ftn.reconstruct(masked_i.code)
             logits = ftn.segment(masked_s.code)

@@ -31,8 +31,9 @@ class Prediction(NamedTuple):
 
 
 class CooperativeModel(nn.Module):
-    def __init__(self, config: CooperativeConfig = CooperativeConfig()):
+    def __init__(self, config: Optional[CooperativeConfig] = None):
         super().__init__()
+        config = config if config is not None else CooperativeConfig()
         self.config = config
         self.ftn = FastThinkingNetwork(config.in_channels, config.num_classes, config.widths, config.code_sharing)
         self.stn = ShapeAutoencoder(config.num_classes, config.widths)

@@ -48,13 +48,13 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
 class CooperativeTrainer:
     def __init__(
         self,
-        config: CooperativeConfig = CooperativeConfig(),
+        config: Optional[CooperativeConfig] = None,
         device: Union[str, torch.device] = "cpu",
         precision: str = "auto",
         channels_last: Optional[bool] = None,
         compile: bool = False,
     ):
-        self.config = config
+        self.config = config = config if config is not None else CooperativeConfig()
         self.device = resolve_device(device)
         self.bf16 = uses_bf16(precision, self.device)
         # channels_last speeds up cuDNN and oneDNN bf16 convolutions (bench/train_step.py measures it); fp32 CPU

@@ -19,7 +19,9 @@ PAPER_WIDTHS = (16, 32, 64, 128, 128)
 def check_widths(widths: Sequence[int]) -> tuple:
     widths = tuple(int(w) for w in widths)
     if len(widths) < 2 or any(w <= 0 for w in widths):
-        raise ValueError(f"widths needs at least two positive channel counts (input block, one down block), got {widths}")
+        raise ValueError(
+            f"widths needs at least two positive channel counts (input block, one down block), got {widths}"
+        )
     return widths
 
 

@@ -25,7 +25,9 @@ class Decoupler(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.layers = nn.Sequential(conv_bn_act(channels, channels), conv_bn_act(channels, channels, nn.ReLU(inplace=True)))
+        self.layers = nn.Sequential(
+            conv_bn_act(channels, channels), conv_bn_act(channels, channels, nn.ReLU(inplace=True))
+        )
 
     def forward(self, z_i: torch.Tensor) -> torch.Tensor:
         return self.layers(z_i)
