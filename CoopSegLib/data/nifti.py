@@ -100,6 +100,9 @@ def write_like(array: np.ndarray, reference: Any, path: PathLike, dtype: Any = N
     os.close(handle)
     try:
         nib.save(image, temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
