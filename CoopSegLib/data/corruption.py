@@ -41,7 +41,9 @@ def _motion() -> Any:
 def _spike() -> Any:
     import torchio as tio
 
-    return tio.RandomSpike(num_spikes=1, intensity=(1, 3))
+    # The authors' code passes num_spikes=1, which TorchIO reads as "0 or 1 spikes": half of its "corrupted"
+    # copies are untouched. The paper's set is described as one spike per copy, so ask for exactly one.
+    return tio.RandomSpike(num_spikes=(1, 1), intensity=(1, 3))
 
 
 CORRUPTIONS: Dict[str, Callable[[], Any]] = {"bias": _bias, "ghosting": _ghosting, "motion": _motion, "spike": _spike}
