@@ -133,3 +133,16 @@ def test_minmax_per_slice():
     out = minmax_per_slice(images)
     assert float(out[0].min()) == 0.0 and float(out[0].max()) == 1.0
     assert not out[1].any()
+
+
+def test_data_package_imports_without_imaging_libraries():
+    """Inference needs torch + numpy only: nibabel, TorchIO, SimpleITK and MONAI load lazily."""
+    import subprocess
+    import sys
+
+    from data_helpers import REPO
+
+    code = ("import sys, CoopSegLib.data, CoopSegLib.data.readers, CoopSegLib.data.corruption; "
+            "print(sorted(m for m in ('nibabel', 'torchio', 'SimpleITK', 'monai') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == "[]"
