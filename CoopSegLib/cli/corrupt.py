@@ -1,0 +1,31 @@
+"""``coopseg corrupt``: write corrupted copies of NIfTI volumes (bias field, ghosting, motion, spike)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from CoopSegLib.data.corruption import CORRUPTIONS, corrupt_files
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "corrupt",
+        help="write corrupted copies of volumes (TorchIO artefacts at the paper's parameters)",
+        description="Write corrupted copies of 3D NIfTI volumes on the input's exact grid and header, named "
+        "<name>_<kind>_<copy>.nii.gz. The same --seed gives identical files. The paper's ACDC-C sets: the ES "
+        "frames of the 20 ACDC test subjects, --copies 3, one run per --kind.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="3D NIfTI volume(s) (.nii or .nii.gz)")
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the corrupted copies")
+    parser.add_argument("--kind", required=True, choices=sorted(CORRUPTIONS), help="artefact to add")
+    parser.add_argument("--copies", type=int, default=3, metavar="N", help="copies per input (default 3)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    written = corrupt_files(args.inputs, args.output_dir, args.kind, args.copies, args.seed)
+    for path in written:
+        print(path)
+    return 0

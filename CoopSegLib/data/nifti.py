@@ -1,0 +1,111 @@
+"""Reading and writing NIfTI files with one consistent geometry rule (nibabel, imported lazily).
+
+Geometry rule (``header_affine``): use the sform when its voxel sizes agree with pixdim; otherwise the qform when
+set; otherwise the sform's directions and origin with pixdim's voxel sizes. ACDC's files all carry an sform with
+unit scales (qform_code 0) while pixdim holds the true spacing (e.g. 1.5625 x 1.5625 x 10 mm); taking the sform as
+is, like nibabel's ``.affine`` does, would make every ACDC voxel 1 mm. Image and label go through the same rule.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Tuple, Union
+
+import numpy as np
+
+from CoopSegLib.data.geometry import Volume
+from CoopSegLib.errors import CoopSegError
+
+PathLike = Union[str, "os.PathLike[str]"]
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def _nibabel() -> Any:
+    try:
+        import nibabel
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise CoopSegError("reading NIfTI files needs nibabel: pip install 'CoopSegLib[train]'") from error
+    return nibabel
+
+
+def strip_nifti_suffix(path: PathLike) -> str:
+    """File name without .nii / .nii.gz."""
+    name = Path(path).name
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def header_affine(header: Any) -> np.ndarray:
+    """The voxel-to-world affine of a NIfTI header, robust to an sform whose scales disagree with pixdim."""
+    pixdim = np.asarray(header["pixdim"][1:4], dtype=np.float64)
+    sform_code = int(header["sform_code"])
+    qform_code = int(header["qform_code"])
+    if sform_code > 0:
+        sform = np.asarray(header.get_sform(), dtype=np.float64)
+        norms = np.linalg.norm(sform[:3, :3], axis=0)
+        if np.allclose(norms, pixdim, rtol=1e-3) or not np.all(pixdim > 0):
+            return sform
+        if qform_code > 0:
+            return np.asarray(header.get_qform(), dtype=np.float64)
+        fixed = sform.copy()
+        fixed[:3, :3] = sform[:3, :3] / norms * pixdim
+        return fixed
+    if qform_code > 0:
+        return np.asarray(header.get_qform(), dtype=np.float64)
+    return np.asarray(header.get_base_affine(), dtype=np.float64)
+
+
+def load_nifti(path: PathLike, dims: int = 3) -> Tuple[np.ndarray, np.ndarray, Any]:
+    """Read (array, affine, nibabel image). ``dims``: 3 for a volume, 4 for a cine (X, Y, Z, T)."""
+    nib = _nibabel()
+    path = Path(path)
+    if not path.is_file():
+        raise CoopSegError(f"{path}: file not found")
+    try:
+        image = nib.load(str(path))
+        array = np.asanyarray(image.dataobj)
+    except Exception as error:  # nibabel raises many types for corrupt or foreign files
+        raise CoopSegError(f"{path}: cannot read as NIfTI ({error})") from error
+    if array.ndim == dims + 1 and array.shape[-1] == 1:
+        array = array[..., 0]  # a trailing singleton dimension (e.g. X, Y, Z, 1)
+    if array.ndim != dims:
+        raise CoopSegError(f"{path}: expected a {dims}D image, got shape {array.shape}")
+    return array, header_affine(image.header), image
+
+
+def read_volume(path: PathLike) -> Volume:
+    """Read a 3D NIfTI file as a Volume."""
+    array, affine, _ = load_nifti(path, dims=3)
+    return Volume(array, affine)
+
+
+def write_like(array: np.ndarray, reference: Any, path: PathLike, dtype: Any = None) -> Path:
+    """Write ``array`` with the header (both qform and sform, exactly) of nibabel image ``reference``.
+
+    Atomic: written to a temporary file in the same folder and renamed, so an error leaves nothing behind.
+    """
+    nib = _nibabel()
+    path = Path(path)
+    header = reference.header.copy()
+    array = np.asarray(array if dtype is None else array.astype(dtype))
+    header.set_data_dtype(array.dtype)
+    header["scl_slope"], header["scl_inter"] = np.nan, np.nan  # values are written as they are
+    image = nib.Nifti1Image(array, None, header=header)
+    suffix = ".nii.gz" if path.name.endswith(".gz") else ".nii"
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=str(path.parent))
+    os.close(handle)
+    try:
+        nib.save(image, temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
