@@ -40,7 +40,7 @@ def subjects():
 
 @pytest.fixture()
 def acdc_root(tmp_path, subjects):
-    for number, (seed, cases) in zip((1, 2), subjects.items()):
+    for number, cases in zip((1, 2), subjects.values()):
         folder = tmp_path / f"patient{number:03d}"
         folder.mkdir()
         frames = {"ED": 1, "ES": 9 + number}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -51,7 +50,7 @@ def test_empty_slice_policies(cases, cache):
     assert empty_in_keep == len(keep) - labelled
     assert all(int(replace[i]["label"].max()) > 0 for i in range(len(replace)))
     # A replaced slice comes from the same volume.
-    for i, (v, s) in enumerate(replace.index):
+    for i, (v, _) in enumerate(replace.index):
         assert replace.source_slice(i)[0] == v
     with pytest.raises(CoopSegError, match="unknown empty-slice policy"):
         make(cases, cache, empty_slices="skip")

@@ -13,7 +13,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 from CoopSegLib.data.phantom import phantom_subject  # noqa: E402
 from CoopSegLib.data.preprocess import prepare_case  # noqa: E402

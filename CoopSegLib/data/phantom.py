@@ -192,7 +192,7 @@ def _heart(
     """
     c = a.contrast
     hx, hy = a.heart
-    rho, theta, patch, texture = fields["rho"], fields["theta"], fields["patch"], fields["texture"]
+    rho, patch, texture = fields["rho"], fields["patch"], fields["texture"]
     length = a.length * scales["length"]
     s = t * a.length / length  # the same slice sits nearer the apex of a shortened (ES) heart
     if s < 0:  # above the base: atria and outflow tract, bright blood without ventricular labels
