@@ -73,6 +73,18 @@ class CooperativeTrainer:
         self.step_module: nn.Module = self.model
         self.step = 0
 
+    def wrap_distributed(self) -> None:
+        """Run training steps through DistributedDataParallel (initialise the process group first).
+
+        The whole objective is the model's forward, so one wrapper covers FTN and STN; gradients are averaged
+        across processes in the single backward pass.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
+            if self.device.type == "cuda" else None
+        self.step_module = DistributedDataParallel(self.model, device_ids=device_ids)
+
     def compilable_parts(self) -> list:
         ftn, stn = self.model.ftn, self.model.stn
         parts = [ftn.encoder, ftn.decoupler, ftn.image_decoder, ftn.segmentation_decoder, stn.encoder, stn.decoder]
