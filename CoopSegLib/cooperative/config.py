@@ -16,7 +16,9 @@ from typing import Any, Mapping
 
 from CoopSegLib.errors import ConfigError
 from CoopSegLib.masking import MASKING_SCHEMES
+from CoopSegLib.masking.chooser import check_schemes
 from CoopSegLib.networks import CODE_SHARING, PAPER_WIDTHS
+from CoopSegLib.networks.codec import check_widths
 
 VARIANTS: dict = {
     "cooperative": {},
@@ -52,17 +54,15 @@ class CooperativeConfig:
     learning_rate: float = 1e-4
 
     def __post_init__(self):
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        object.__setattr__(self, "masking_schemes", tuple(self.masking_schemes))
         problems = []
+        # The networks' and masker's own checks, run here so a bad setting fails before anything is built.
+        for key, check in (("widths", check_widths), ("masking_schemes", check_schemes)):
+            try:
+                object.__setattr__(self, key, check(getattr(self, key)))
+            except (TypeError, ValueError) as error:
+                problems.append(f"{key}: {error}")
         if self.code_sharing not in CODE_SHARING:
             problems.append(f"code_sharing must be one of {CODE_SHARING}, got {self.code_sharing!r}")
-        if len(self.widths) < 2 or min(self.widths) <= 0:
-            problems.append(f"widths needs at least two positive channel counts, got {self.widths}")
-        if not self.masking_schemes or set(self.masking_schemes) - set(MASKING_SCHEMES):
-            problems.append(
-                f"masking_schemes must be a non-empty subset of {MASKING_SCHEMES}, got {self.masking_schemes}"
-            )
         if not 0.0 <= self.max_mask_fraction <= 1.0:
             problems.append(f"max_mask_fraction must lie in [0, 1], got {self.max_mask_fraction}")
         for key in ("in_channels", "num_classes"):

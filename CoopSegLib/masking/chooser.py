@@ -14,6 +14,14 @@ from CoopSegLib.masking.targeted import targeted_channel_mask, targeted_spatial_
 MASKING_SCHEMES = ("dropout", "channel", "spatial")
 
 
+def check_schemes(schemes: Sequence[str]) -> tuple:
+    """The schemes as a tuple; a ValueError unless they are a non-empty subset of MASKING_SCHEMES."""
+    schemes = tuple(schemes)
+    if not schemes or set(schemes) - set(MASKING_SCHEMES):
+        raise ValueError(f"masking schemes must be a non-empty subset of {MASKING_SCHEMES}, got {schemes}")
+    return schemes
+
+
 class MaskedCode(NamedTuple):
     code: torch.Tensor
     scheme: str
@@ -33,10 +41,7 @@ class LatentMasker:
     soft: bool = True
 
     def __post_init__(self):
-        self.schemes = tuple(self.schemes)
-        unknown = [s for s in self.schemes if s not in MASKING_SCHEMES]
-        if not self.schemes or unknown:
-            raise ValueError(f"masking schemes must be a non-empty subset of {MASKING_SCHEMES}, got {self.schemes}")
+        self.schemes = check_schemes(self.schemes)
         if not 0.0 <= self.max_fraction <= 1.0:
             raise ValueError(f"max_fraction must lie in [0, 1], got {self.max_fraction}")
 
