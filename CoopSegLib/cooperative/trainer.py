@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from CoopSegLib.cooperative.config import CooperativeConfig
+from CoopSegLib.cooperative.hard_examples import HardExamples
 from CoopSegLib.cooperative.model import CooperativeLoss, CooperativeModel, Prediction
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -72,6 +73,8 @@ class CooperativeTrainer:
         # What a training step calls: the model itself, or a DistributedDataParallel wrapper of it.
         self.step_module: nn.Module = self.model
         self.step = 0
+        # The hard examples of the last step taken with keep_examples=True (for pictures of training).
+        self.last_hard_examples: Optional[HardExamples] = None
 
     def wrap_distributed(self) -> None:
         """Run training steps through DistributedDataParallel (initialise the process group first).
@@ -107,10 +110,14 @@ class CooperativeTrainer:
         with self.autocast():
             return self.step_module(images, labels)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
-        """One optimisation step; returns every loss term as a float (one device sync for all of them)."""
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, keep_examples: bool = False) -> dict:
+        """One optimisation step; returns every loss term as a float (one device sync for all of them).
+
+        ``keep_examples`` keeps this step's hard examples (x_hat, p_hat) in ``last_hard_examples``.
+        """
         self.model.train()
         loss = self.losses(images, labels)
+        self.last_hard_examples = loss.hard if keep_examples else None
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         self.optimizer.step()

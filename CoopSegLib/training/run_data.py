@@ -1,0 +1,81 @@
+"""The data of a training run: read the cases the settings name, split them by subject, build the datasets.
+
+Everything here runs before the first training step, so a missing folder, an unreadable file or a split that
+cannot be made stops the run with one message naming the file or key, before any weights are made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+from CoopSegLib.data.augmentation import AugmentationPolicy, SliceAugmenter
+from CoopSegLib.data.case import Case
+from CoopSegLib.data.preprocess import PreparedVolume
+from CoopSegLib.data.slices import SliceDataset, VolumeCache
+from CoopSegLib.data.splits import Split, all_subjects_split, paper_split, subjects_of
+from CoopSegLib.errors import ConfigError, CoopSegError
+from CoopSegLib.training.settings import TrainingSettings
+
+
+@dataclass
+class RunData:
+    split: Split
+    train: SliceDataset  # paired slices of the training subjects, augmented as the settings say
+    validation: List[PreparedVolume]  # held-out volumes on the model grid (empty when n_validation is 0)
+
+
+def make_split(settings: TrainingSettings, subjects: List[str]) -> Split:
+    data = settings.data
+    if data.split == "paper":
+        return paper_split(subjects, settings.split_seed, data.n_train, data.n_validation, data.pool_size)
+    return all_subjects_split(subjects, data.n_validation, settings.split_seed)
+
+
+def read_cases(settings: TrainingSettings, subjects: Optional[List[str]] = None) -> List[Case]:
+    """Cases of the configured source (all subjects, or just ``subjects`` where the reader can select)."""
+    data = settings.data
+    frames = tuple(data.frames)
+    if data.format == "phantom":
+        from CoopSegLib.data.phantom import phantom_cases
+
+        return phantom_cases(data.phantom_subjects, data.phantom_seed, frames)
+    from CoopSegLib.data import readers
+
+    if data.format == "acdc":
+        return readers.read_acdc(data.root, subjects, frames)
+    if data.format == "mnms":
+        return readers.read_mnms(data.root, subjects=subjects, frames=frames)
+    if data.format == "nnunet":
+        return readers.read_nnunet(data.root)
+    if data.format == "pairs":
+        return readers.read_pairs_csv(data.root)
+    raise ConfigError(f"unknown data.format {data.format!r}")
+
+
+def load_run_data(settings: TrainingSettings, with_validation: bool = True) -> RunData:
+    """Read, split and prepare. ``with_validation=False`` skips preparing validation volumes (non-zero ranks)."""
+    data = settings.data
+    if data.format == "acdc":  # read only the subjects the split uses: 10 + 5 instead of 80 for the paper split
+        from CoopSegLib.data.readers import list_acdc_subjects
+
+        split = make_split(settings, list_acdc_subjects(data.root))
+        cases = read_cases(settings, [*split.train, *split.validation])
+    else:
+        cases = read_cases(settings)
+        split = make_split(settings, subjects_of(cases))
+    train_cases = split.select(cases, "train")
+    if not train_cases:
+        raise CoopSegError(f"{data.root or 'phantom'}: no training cases after the split")
+    unlabelled = [case.source or case.key for case in cases if case.label is None]
+    if unlabelled:
+        raise CoopSegError(f"{unlabelled[0]}: training and validation need a label map for every image")
+    cache = VolumeCache()
+    augmenter = SliceAugmenter(AugmentationPolicy(spacing=data.spacing_mm), data.augmentation_backend) \
+        if data.augmentation else None
+    dataset = SliceDataset(train_cases, data.spacing_mm, data.size, augmenter, data.empty_slices,
+                           seed=settings.train.seed, paired=settings.train.paired, cache=cache)
+    validation = []
+    if with_validation:
+        validation = [cache.get(case, data.spacing_mm, data.size) for case in split.select(cases, "validation")]
+    return RunData(split, dataset, validation)

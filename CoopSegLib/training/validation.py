@@ -1,0 +1,106 @@
+"""Validation during training: 3D Dice per class of the FTN and of FTN+STN on held-out volumes (MONAI's metric).
+
+Dice is computed per volume (one subject and frame) on the model's slice grid, where the training labels live, and
+averaged over volumes per class; a class absent from both a volume's prediction and its ground truth is left out of
+that class's average. Best-model selection uses the mean FTN+STN Dice over the three structures (the paper's
+test-time output is the STN refinement). ``coopseg evaluate`` scores on each input's own grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from CoopSegLib import LABEL_NAMES
+from CoopSegLib.cooperative.trainer import CooperativeTrainer
+from CoopSegLib.data.preprocess import PreparedVolume
+
+STAGES = ("ftn", "stn")  # FTN alone; FTN then STN refinement
+# Short column names for the structures (label codes 1, 2, 3).
+STRUCTURES = {1: "lv", 2: "myo", 3: "rv"}
+
+
+@dataclass
+class ValidationResult:
+    """Mean Dice per stage and structure, e.g. ``dice["stn"]["myo"]``, and one row per volume."""
+
+    dice: Dict[str, Dict[str, float]]
+    per_volume: List[Dict[str, object]] = field(default_factory=list)
+
+    def mean(self, stage: str) -> float:
+        values = [v for v in self.dice[stage].values() if np.isfinite(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    @property
+    def score(self) -> float:
+        """What best-model selection maximises: mean FTN+STN Dice over LV, MYO and RV."""
+        return self.mean("stn")
+
+    @classmethod
+    def from_row(cls, row: Dict[str, float]) -> "ValidationResult":
+        """Back from ``row()`` (as stored in checkpoints)."""
+        dice = {stage: {key[len(stage) + 1:]: float(value) for key, value in row.items()
+                        if key.startswith(stage + "_") and key != f"{stage}_mean"} for stage in STAGES}
+        return cls(dice)
+
+    def row(self) -> Dict[str, float]:
+        """Flat columns for the metrics CSV: ftn_lv, ..., ftn_mean, stn_lv, ..., stn_mean."""
+        out: Dict[str, float] = {}
+        for stage in STAGES:
+            out.update({f"{stage}_{name}": value for name, value in self.dice[stage].items()})
+            out[f"{stage}_mean"] = self.mean(stage)
+        return out
+
+
+def dice_per_structure(prediction: torch.Tensor, truth: torch.Tensor, num_classes: int) -> np.ndarray:
+    """3D Dice of each foreground class for one volume of label codes (S, H, W); NaN where both are empty."""
+    from monai.metrics import compute_dice
+
+    def one_hot(labels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(labels.long(), num_classes).permute(3, 0, 1, 2)[None]
+
+    dice = compute_dice(one_hot(prediction), one_hot(truth), include_background=False, ignore_empty=False)[0]
+    both_empty = torch.stack([~((prediction == c).any() | (truth == c).any()) for c in range(1, num_classes)])
+    return torch.where(both_empty, torch.nan, dice.float()).numpy()
+
+
+def predict_volume(trainer: CooperativeTrainer, image: np.ndarray, chunk: int = 32) -> Dict[str, torch.Tensor]:
+    """FTN and FTN+STN label maps (S, H, W) for model slices (S, H, W), ``chunk`` slices per forward pass."""
+    slices = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[:, None]
+    labels: Dict[str, List[torch.Tensor]] = {stage: [] for stage in STAGES}
+    for start in range(0, len(slices), chunk):
+        prediction = trainer.predict(slices[start:start + chunk])
+        labels["ftn"].append(prediction.initial.argmax(1).cpu())
+        labels["stn"].append(prediction.refined.argmax(1).cpu())
+    return {stage: torch.cat(parts) for stage, parts in labels.items()}
+
+
+def validate(trainer: CooperativeTrainer, volumes: Sequence[PreparedVolume], chunk: int = 32) -> ValidationResult:
+    """Dice of both stages on every volume, averaged per structure over volumes."""
+    if not volumes:
+        raise ValueError("validation needs at least one volume")
+    num_classes = trainer.config.num_classes
+    names = [STRUCTURES.get(c, LABEL_NAMES.get(c, str(c))) for c in range(1, num_classes)]
+    scores = {stage: [] for stage in STAGES}
+    rows: List[Dict[str, object]] = []
+    for volume in volumes:
+        if volume.label is None:
+            raise ValueError(f"{volume.key}: validation volumes need labels")
+        truth = torch.from_numpy(volume.label.astype(np.int64))
+        predicted = predict_volume(trainer, volume.image, chunk)
+        row: Dict[str, object] = {"volume": volume.key}
+        for stage in STAGES:
+            dice = dice_per_structure(predicted[stage], truth, num_classes)
+            scores[stage].append(dice)
+            row.update({f"{stage}_{name}": float(value) for name, value in zip(names, dice)})
+        rows.append(row)
+    summary = {}
+    for stage in STAGES:
+        table = np.stack(scores[stage])
+        with np.errstate(invalid="ignore"):
+            means = [float(np.nanmean(column)) if np.isfinite(column).any() else float("nan") for column in table.T]
+        summary[stage] = dict(zip(names, means))
+    return ValidationResult(summary, rows)

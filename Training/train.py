@@ -1,0 +1,97 @@
+"""Headless training of CoopSeg models.
+
+    python Training/train.py                                   # the embedded default: phantom, a few CPU minutes
+    python Training/train.py --config Training/configs/paper_acdc10_cooperative.yaml --data /path/to/ACDC/training
+    python Training/train.py --config ... --data ... --set train.steps=2000 --set train.batch_size=16 --seed 20
+    python Training/train.py --resume runs/paper_acdc10_cooperative-20261123-101500 [--set train.steps=20000]
+    torchrun --nproc_per_node 4 Training/train.py --config ... --data ...   # one process per GPU
+
+Ctrl-C finishes the current step, writes a checkpoint and exits with status 130; ``--resume RUN_DIR`` continues
+exactly where it stopped. Configuration or data problems stop the run before training with one line naming the
+key or file (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
+
+from CoopSegLib.errors import CoopSegError  # noqa: E402
+from CoopSegLib.training.loop import load_run_settings, run_training  # noqa: E402
+from CoopSegLib.training.settings import TrainingSettings  # noqa: E402
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py", description=__doc__.split("\n\n")[0],
+        epilog=f"Shipped configurations ({CONFIG_DIR}): "
+        + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))),
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML settings (a name from Training/configs also works)")
+    parser.add_argument("--data", metavar="DIR", help="data folder (sets data.root)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set train.steps=2000 (repeatable)")
+    parser.add_argument("--seed", type=int, help="random seed: weights, data order, augmentation, split (train.seed)")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    parser.add_argument("--name", help="run name (the folder is OUTPUT_ROOT/NAME-<date>-<time>)")
+    parser.add_argument("--output-root", metavar="DIR", help="where run folders go (default runs/)")
+    parser.add_argument("--run-dir", metavar="DIR", help="exact run folder to create (instead of a dated one)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
+    return parser
+
+
+def resolve_config(name: str) -> Path:
+    path = Path(name)
+    if not path.exists() and not path.suffix and (CONFIG_DIR / f"{name}.yaml").exists():
+        return CONFIG_DIR / f"{name}.yaml"
+    return path
+
+
+def settings_from_arguments(args: argparse.Namespace) -> TrainingSettings:
+    overrides = list(args.overrides)
+    for option, key in (("data", "data.root"), ("seed", "train.seed"), ("device", "train.device"),
+                        ("name", "name"), ("output_root", "output_root")):
+        value = getattr(args, option)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.resume:
+        if args.config:
+            raise CoopSegError("--resume continues a run with its own settings; leave out --config")
+        return load_run_settings(Path(args.resume), overrides)
+    if args.config:
+        return TrainingSettings.from_yaml(resolve_config(args.config), overrides)
+    return TrainingSettings.from_mapping({}, overrides, source="the embedded default")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_arguments(args)
+        run_dir = Path(args.resume or args.run_dir) if (args.resume or args.run_dir) else None
+        outcome = run_training(settings, run_dir, resume=bool(args.resume))
+    except CoopSegError as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("train.py: stopped at once (second Ctrl-C); the last periodic checkpoint is the resume point",
+              file=sys.stderr)
+        return 130
+    if outcome.interrupted:
+        print(f"stopped by {outcome.interrupted} after step {outcome.step} of {outcome.total_steps}; checkpoint saved."
+              f"\ncontinue with: python Training/train.py --resume {outcome.run_dir}")
+        return 130
+    if outcome.bundle is None:  # a non-zero torchrun rank: rank 0 reports
+        return 0
+    print(f"report: {outcome.run_dir / 'report.md'}")
+    print(f"model bundle: {outcome.bundle}")
+    print(f"  segment with it: coopseg segment INPUT.nii.gz --output-dir OUTPUT --model {outcome.bundle}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
