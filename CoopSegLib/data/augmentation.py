@@ -10,7 +10,8 @@ Two backends draw the same parameters from the same generator:
 - ``"torchio"``: TorchIO's Flip, Affine and RandomElasticDeformation on each slice (one SimpleITK resampling per
   transform). Its elastic deformation costs 25-65 ms per 192 x 192 slice on one core, so a batch of 20 takes
   about 0.5-1 s: over the 0.3 s budget for a batch.
-- ``"torch"`` (default): the same flips, affine (composed exactly as TorchIO composes them), 45-degree rotation and a TorchIO-style elastic field (a 7 x 7
+- ``"torch"`` (default): the same flips, affine (composed exactly as TorchIO composes them), 45-degree rotation
+  and a TorchIO-style elastic field (a 7 x 7
   grid of control-point displacements up to 7.5 mm, border points locked, smoothly interpolated) composed into one
   sampling grid and applied with a single ``grid_sample`` per batch. One interpolation instead of three also blurs
   the image less.

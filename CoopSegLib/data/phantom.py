@@ -39,7 +39,8 @@ class _Field:
     amplitudes: np.ndarray  # (K,)
 
     @classmethod
-    def random(cls, rng: np.random.Generator, count: int, wavelength: Tuple[float, float], amplitude: float) -> "_Field":
+    def random(cls, rng: np.random.Generator, count: int, wavelength: Tuple[float, float],
+               amplitude: float) -> "_Field":
         angle = rng.uniform(0, 2 * np.pi, count)
         frequency = 1.0 / rng.uniform(*wavelength, count)
         vectors = np.stack([np.cos(angle), np.sin(angle)], axis=1) * frequency[:, None]

@@ -84,7 +84,8 @@ class SliceDataset(Dataset):
         cache: Optional[VolumeCache] = None,
     ) -> None:
         if empty_slices not in EMPTY_SLICE_POLICIES:
-            raise CoopSegError(f"unknown empty-slice policy {empty_slices!r}; use one of {', '.join(EMPTY_SLICE_POLICIES)}")
+            raise CoopSegError(f"unknown empty-slice policy {empty_slices!r}; "
+                               f"use one of {', '.join(EMPTY_SLICE_POLICIES)}")
         if not cases:
             raise CoopSegError("no cases to make training slices from")
         self.cache = cache if cache is not None else VolumeCache()

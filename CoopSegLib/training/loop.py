@@ -180,7 +180,8 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
         say(f"data: {settings.data.format} {settings.data.root or ''}".rstrip()
             + f" | {len(data.split.train)} training subjects, {len(data.train)} slices "
             f"({order.batches_per_epoch} steps per epoch per process) | {len(data.validation)} validation volumes")
-        say(f"method: {settings.method.variant} | device {device}{' x %d processes' % group.world_size if group.distributed else ''}"
+        processes = f" x {group.world_size} processes" if group.distributed else ""
+        say(f"method: {settings.method.variant} | device {device}{processes}"
             f" | {'bf16' if trainer.bf16 else 'fp32'}{', channels_last' if trainer.channels_last else ''}"
             f" | steps {trainer.step} -> {total}")
     logbook = Logbook(run_dir, settings.log.tensorboard, trainer.step if resume else None) if main else None
@@ -196,7 +197,8 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
         if main:
             save_checkpoint(run_dir / LAST_CHECKPOINT, {
                 "trainer": trainer.state_dict(), "rng": rng, "best_score": best_score, "best_step": best_step,
-                "best_dice": best_row, "elapsed_s": elapsed_before + time.perf_counter() - started, "world_size": group.world_size,
+                "best_dice": best_row, "elapsed_s": elapsed_before + time.perf_counter() - started,
+                "world_size": group.world_size,
                 "settings": settings.to_dict(),
             })
         last_checkpoint_step = trainer.step

@@ -30,6 +30,8 @@ def dice_table(outcome: "TrainingOutcome") -> str:
 def write_report(path: Path, settings: "TrainingSettings", data: "RunData", outcome: "TrainingOutcome",
                  record: Dict[str, Any]) -> Path:
     config = settings.method.config()
+    paired = " + the same un-augmented" if settings.train.paired else ""
+    source = f" {settings.data.root}" if settings.data.root else ""
     text = f"""# Training run {settings.name}
 
 {settings.description}
@@ -37,10 +39,10 @@ def write_report(path: Path, settings: "TrainingSettings", data: "RunData", outc
 - Method: `{settings.method.variant}` (hard examples {'on' if config.hard_examples else 'off'}, masking schemes
   {', '.join(config.masking_schemes)}, code sharing {config.code_sharing}, cooperative gradients
   {'on' if config.cooperative_gradients else 'off'}), widths {list(config.widths)}, Adam lr {config.learning_rate}
-- Data: {settings.data.format} {settings.data.root or ''}; {len(data.split.train)} training subjects
+- Data: {settings.data.format}{source}; {len(data.split.train)} training subjects
   ({len(data.train)} slices at {settings.data.spacing_mm} mm, {settings.data.size} x {settings.data.size}),
   {len(data.split.validation)} validation subjects
-- Steps: {outcome.step} of batch {settings.train.batch_size}{' + the same un-augmented' if settings.train.paired else ''}
+- Steps: {outcome.step} of batch {settings.train.batch_size}{paired}
   per process, {record['processes']} process(es) on {record['device']}, seed {settings.train.seed}
 - Wall time: {record['wall_time_s'] / 60:.1f} min; last measured throughput {outcome.samples_per_s:.1f} slices/s
 - Weights in the bundle: step {record['weights_from_step']}

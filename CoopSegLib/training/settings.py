@@ -153,7 +153,8 @@ class TrainingSettings:
             problems.append(f"data.root is needed for data.format {data.format!r} (pass --data DIR)")
         if (train.steps is None) == (train.epochs is None):
             problems.append("set exactly one of train.steps and train.epochs (the other to null)")
-        positive = [("train.steps", train.steps), ("train.epochs", train.epochs), ("train.batch_size", train.batch_size),
+        positive = [("train.steps", train.steps), ("train.epochs", train.epochs),
+                    ("train.batch_size", train.batch_size),
                     ("data.size", data.size), ("data.spacing_mm", data.spacing_mm), ("data.n_train", data.n_train),
                     ("data.phantom_subjects", data.phantom_subjects), ("log.every", self.log.every),
                     ("checkpoint.every", self.checkpoint.every), ("data.pool_size", data.pool_size)]
@@ -181,8 +182,12 @@ class TrainingSettings:
             raise ConfigError(f"{source}: " + "; ".join(problems))
 
 
-def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
-    """A YAML mapping from ``path``; a missing or malformed file is a ConfigError naming it."""
+def read_yaml(path: Union[str, Path], _seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+    """A YAML mapping from ``path``; a missing or malformed file is a ConfigError naming it.
+
+    ``extends: OTHER`` (a file name in the same folder, ``.yaml`` optional) starts from OTHER's settings, so the
+    Table 2 ablations state only what differs from the cooperative configuration.
+    """
     import yaml
 
     path = Path(path)
@@ -196,7 +201,13 @@ def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data:, train:, ...), got {type(values).__name__}")
-    return values
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    base_path = path.parent / (str(base) if str(base).endswith((".yaml", ".yml")) else f"{base}.yaml")
+    if base_path.resolve() in _seen or base_path.resolve() == path.resolve():
+        raise ConfigError(f"{path}: 'extends: {base}' makes a cycle")
+    return _merge(read_yaml(base_path, (*_seen, path.resolve())), values, str(path))
 
 
 def parse_override(text: str) -> Tuple[str, Any]:

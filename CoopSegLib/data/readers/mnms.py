@@ -35,7 +35,8 @@ def read_mnms_info(csv_path: PathLike) -> Dict[str, Dict[str, str]]:
     if not csv_path.is_file():
         raise CoopSegError(f"{csv_path}: file not found")
     with open(csv_path, newline="") as handle:
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in csv.DictReader(handle)]
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+                for row in csv.DictReader(handle)]
     info = {}
     for number, row in enumerate(rows, start=2):
         code = row.get("External code", "")

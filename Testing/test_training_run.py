@@ -1,0 +1,223 @@
+"""Training runs end to end on the phantom: the default command, exact resumes, Ctrl-C, torchrun, bad input."""
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from CoopSegLib.bundle import load_bundle
+from CoopSegLib.data import phantom_cases, prepare_case
+from CoopSegLib.training.loop import run_training
+from CoopSegLib.training.settings import TrainingSettings
+from CoopSegLib.training.validation import validate
+
+from conftest import SMALL_WIDTHS
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "Training" / "train.py"
+ACDC = REPO.parent / "shared" / "data" / "ACDC" / "training"
+# The default run, shrunk: same code path, small networks and slices, a few steps.
+TINY = ["data.phantom_subjects=3", "data.n_validation=1", "data.size=48", f"method.widths={list(SMALL_WIDTHS)}",
+        "train.batch_size=4", "log.every=1", "validation.every=2", "checkpoint.every=100"]
+
+
+def tiny_settings(*extra, output_root=None):
+    return TrainingSettings.from_mapping({}, [*TINY, *extra, f"output_root={output_root or 'runs'}"])
+
+
+def train_py(*args, timeout=300, **kwargs):
+    return subprocess.run([sys.executable, str(TRAIN), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=kwargs.pop("cwd", REPO), **kwargs)
+
+
+def model_state(run_dir):
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["trainer"]["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_default_command_trains_writes_a_bundle_and_says_how_to_use_it(tmp_path):
+    result = train_py(*[arg for item in TINY for arg in ("--set", item)], "--set", "train.steps=4",
+                      "--output-root", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2].startswith("model bundle: ") and "coopseg segment" in lines[-1]
+    bundle_path = Path(lines[-2].split(": ", 1)[1])
+    assert bundle_path.name == "model.coopseg" and bundle_path.parent.parent == tmp_path
+    run_dir = bundle_path.parent
+    assert run_dir.name.startswith("phantom_default-")
+    assert f"--model {bundle_path}" in lines[-1]
+    assert "step 4/4" in result.stderr  # progress lines (no terminal: plain lines)
+
+    bundle = load_bundle(bundle_path)
+    assert bundle.metadata["preprocessing"]["size"] == 48
+    assert bundle.metadata["training"]["steps"] == 4 and bundle.metadata["training"]["run"] == "phantom_default"
+    assert tuple(bundle.metadata["architecture"]["widths"]) == SMALL_WIDTHS
+    # The bundle holds the best validated weights: scoring them again gives the Dice recorded for that step.
+    best = bundle.metadata["training"]["weights_from_step"]
+    rows = list(csv.DictReader(open(run_dir / "validation.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    recorded = next(float(r["stn_mean"]) for r in rows if int(r["step"]) == best)
+    assert max(float(r["stn_mean"]) for r in rows) == recorded
+    assert len(list(csv.DictReader(open(run_dir / "losses.csv")))) == 4
+    assert "| FTN+STN |" in (run_dir / "report.md").read_text()
+
+
+def test_tensorboard_has_the_papers_loss_names_dice_and_pictures(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    outcome = run_training(tiny_settings("train.steps=2", output_root=tmp_path), tmp_path / "run", say=lambda _: None)
+    events = EventAccumulator(str(outcome.run_dir / "tensorboard"), size_guidance={"images": 0}).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"L_std/L_rec", "L_std/L_seg", "L_std/L_shp_pred", "L_std/L_shp_gt", "L_hard/L_rec", "L_hard/L_seg",
+            "L_hard/L_shp_pred", "L_hard/L_shp_corrupt", "L_total", "dice_FTN/myo", "dice_FTN+STN/rv"} <= scalars
+    assert {f"examples/{name}" for name in ("1_input", "3_corrupted_image", "4_corrupted_segmentation", "5_FTN",
+                                            "6_FTN+STN")} <= set(events.Tags()["images"])
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = run_training(tiny_settings("train.steps=5"), tmp_path / "straight", say=lambda _: None)
+    run_training(tiny_settings("train.steps=3"), tmp_path / "split", say=lambda _: None)
+    resumed = run_training(tiny_settings("train.steps=5"), tmp_path / "split", resume=True, say=lambda _: None)
+    assert straight.step == resumed.step == 5
+    assert_same_weights(model_state(tmp_path / "straight"), model_state(tmp_path / "split"))
+    losses = [list(csv.DictReader(open(tmp_path / run / "losses.csv"))) for run in ("straight", "split")]
+    assert [r["L_total"] for r in losses[0]] == [r["L_total"] for r in losses[1]]
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path):
+    run_dir = tmp_path / "interrupted"
+    args = [*[arg for item in TINY for arg in ("--set", item)], "--set", "train.steps=500", "--run-dir", str(run_dir)]
+    process = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # wait until training is under way
+        if line.startswith("step 2/500"):
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "stopped by SIGINT" in stdout and f"--resume {run_dir}" in stdout
+    step = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["trainer"]["step"]
+    assert 2 <= step < 500 and not (run_dir / "model.coopseg").exists()
+
+    result = train_py("--resume", str(run_dir), "--set", f"train.steps={step + 2}")
+    assert result.returncode == 0, result.stderr
+    straight = run_training(tiny_settings(f"train.steps={step + 2}"), tmp_path / "straight", say=lambda _: None)
+    assert straight.step == step + 2
+    assert_same_weights(model_state(tmp_path / "straight"), model_state(run_dir))
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
+    runs = [run_training(tiny_settings("train.steps=2", f"train.seed={seed}"), tmp_path / f"run{index}",
+                         say=lambda _: None) for index, seed in enumerate((5, 5, 6))]
+    states = [load_bundle(run.bundle).model.state_dict() for run in runs]
+    assert_same_weights(states[0], states[1])
+    first_layer = "ftn.encoder.input_block.0.0.weight"
+    assert not torch.equal(states[0][first_layer], states[2][first_layer])
+
+
+def test_two_processes_with_torchrun_and_gloo(tmp_path):
+    run_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TRAIN),
+               *[arg for item in TINY for arg in ("--set", item)], "--set", "train.steps=3", "--device", "cpu",
+               "--run-dir", str(run_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("model bundle: ") == 1  # rank 0 alone reports and writes
+    assert "x 2 processes" in result.stdout
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["world_size"] == 2 and len(checkpoint["rng"]) == 2
+    assert not torch.equal(checkpoint["rng"][0]["torch"], checkpoint["rng"][1]["torch"])  # own noise per process
+    assert len(list(csv.DictReader(open(run_dir / "losses.csv")))) == 3
+    # Each process takes half of every epoch.
+    found = re.search(r"(\d+) slices \((\d+) steps per epoch per process\)", result.stdout)
+    assert int(found.group(2)) == int(found.group(1)) // 2 // 4
+    bundle = load_bundle(run_dir / "model.coopseg")
+    assert bundle.metadata["training"]["processes"] == 2
+
+
+@pytest.mark.parametrize("config", sorted(p.stem for p in (REPO / "Training" / "configs").glob("*.yaml")))
+def test_every_shipped_config_takes_a_step_on_the_phantom(config, tmp_path):
+    settings = TrainingSettings.from_yaml(
+        REPO / "Training" / "configs" / f"{config}.yaml",
+        ["data.format=phantom", "data.split=all", "data.phantom_subjects=2", "data.n_validation=1", "data.size=64",
+         "train.steps=1", "train.batch_size=2", "log.tensorboard=false", f"output_root={tmp_path}"])
+    outcome = run_training(settings, tmp_path / config, say=lambda _: None)
+    assert outcome.step == 1 and outcome.bundle is not None
+    bundle = load_bundle(outcome.bundle)
+    assert bundle.model.config == settings.method.config()
+    volume = prepare_case(phantom_cases(1, seed=50)[0], settings.data.spacing_mm, 64)
+    prediction = bundle.model.predict(torch.from_numpy(volume.image[:2, None]))
+    assert prediction.refined.shape == (2, 4, 64, 64) and torch.isfinite(prediction.refined).all()
+
+
+def test_bundle_from_training_predicts_as_the_trainer_validated(tmp_path):
+    settings = tiny_settings("train.steps=2", "validation.every=0", "train.precision=fp32")
+    outcome = run_training(settings, tmp_path / "r", say=lambda _: None)
+    bundle = load_bundle(outcome.bundle)
+    held_out = bundle.metadata["training"]["data"]["validation_subjects"]
+    volumes = [prepare_case(case, settings.data.spacing_mm, settings.data.size)
+               for case in phantom_cases(3, seed=0) if case.subject in held_out]
+    assert len(volumes) == 2  # ED and ES of the held-out subject
+
+    class BundleTrainer:  # validate() needs only predict() and config: score the loaded bundle the same way
+        config = bundle.model.config
+
+        @staticmethod
+        def predict(images):
+            return bundle.model.predict(images)
+
+    assert validate(BundleTrainer, volumes).row() == pytest.approx(outcome.best.row(), abs=1e-3, nan_ok=True)
+
+
+def test_bad_data_folder_stops_before_training_with_one_line(tmp_path):
+    result = train_py("--config", "paper_acdc10_cooperative", "--data", str(tmp_path / "nowhere"),
+                      "--output-root", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "nowhere: ACDC folder not found" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    result = train_py("--set", "train.batch_sise=3", "--output-root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "unknown setting train.batch_sise" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not ACDC.is_dir(), reason="real ACDC data not found at ../shared/data")
+def test_truncated_acdc_file_is_named_before_training(tmp_path):
+    root = tmp_path / "ACDC"
+    for subject in sorted(p.name for p in ACDC.iterdir())[:16]:
+        (root / subject).mkdir(parents=True)
+        for file in (ACDC / subject).iterdir():
+            (root / subject / file.name).symlink_to(file)
+    victim = sorted(root.glob("patient00[1-6]/*_frame01.nii.gz"))[0]
+    victim.unlink()
+    victim.write_bytes(b"\x1f\x8b" + b"\x00" * 40)
+    result = train_py("--config", "paper_acdc10_cooperative", "--data", str(root), "--set", "data.split=all",
+                      "--set", "data.n_validation=1", "--output-root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and victim.name in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(not ACDC.is_dir(), reason="real ACDC data not found at ../shared/data")
+def test_paper_split_on_real_acdc_trains_and_validates(tmp_path):
+    settings = TrainingSettings.from_yaml(
+        REPO / "Training" / "configs" / "paper_acdc10_cooperative.yaml",
+        [f"data.root={ACDC}", "train.steps=1", "train.batch_size=2", "log.tensorboard=false", "data.size=96",
+         "data.spacing_mm=2.73438"])
+    outcome = run_training(settings, tmp_path / "acdc", say=lambda _: None)
+    bundle = load_bundle(outcome.bundle)
+    record = bundle.metadata["training"]
+    assert len(record["data"]["train_subjects"]) == 10 and len(record["data"]["validation_subjects"]) == 5
+    assert not set(record["data"]["train_subjects"]) & set(record["data"]["validation_subjects"])
+    assert set(outcome.best.dice["stn"]) == {"lv", "myo", "rv"}
+    assert "patient" in (outcome.run_dir / "report.md").read_text()

@@ -1,0 +1,94 @@
+"""Training settings: YAML files, --set overrides, type checks and messages that name the key and file."""
+
+from pathlib import Path
+
+import pytest
+
+from CoopSegLib.errors import ConfigError
+from CoopSegLib.training.settings import TrainingSettings, parse_override
+
+CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
+
+
+def test_defaults_are_the_phantom_run_and_overrides_apply_with_types():
+    settings = TrainingSettings.from_mapping({}, ["train.steps=12", "method.learning_rate=1e-3", "data.size=64",
+                                                  "method.widths=[8,16,32]", "train.channels_last=false"])
+    assert settings.data.format == "phantom" and settings.data.root is None
+    assert settings.train.steps == 12 and isinstance(settings.train.steps, int)
+    config = settings.method.config()
+    assert config.learning_rate == pytest.approx(1e-3)  # YAML reads 1e-3 as text; it becomes a float
+    assert config.widths == (8, 16, 32) and settings.train.channels_last is False
+
+
+def test_round_trip_through_to_dict_keeps_every_value():
+    settings = TrainingSettings.from_mapping({"method": {"variant": "separate", "temperature": 3}},
+                                             ["data.frames=[ES]", "train.workers=2"])
+    again = TrainingSettings.from_mapping(settings.to_dict())
+    assert again == settings
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"train": {"stepz": 5}}, "unknown setting train.stepz"),
+    ({"train": {"steps": "many"}}, "train.steps must be a whole number"),
+    ({"train": {"steps": 2.5}}, "train.steps must be a whole number"),
+    ({"train": {"paired": "yes"}}, "train.paired must be true or false"),
+    ({"method": {"variant": "fancy"}}, "method.variant must be one of"),
+    ({"method": {"lr": 0.1}}, "unknown setting method.lr"),
+    ({"method": {"learning_rate": -1}}, "learning_rate must be positive"),
+    ({"data": {"format": "acdc"}}, "data.root is needed"),
+    ({"data": {"format": "dicom", "root": "x"}}, "data.format must be one of"),
+    ({"data": {"size": 100}}, "data.size must be a multiple of 16"),
+    ({"train": {"steps": 10, "epochs": 3}}, "exactly one of train.steps and train.epochs"),
+    ({"train": {"batch_size": 0}}, "train.batch_size must be positive"),
+    ({"train": {"workers": "many"}}, "train.workers must be"),
+    ({"train": 5}, "train must be a mapping"),
+])
+def test_bad_settings_name_the_key(values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        TrainingSettings.from_mapping(values, source="my.yaml")
+
+
+def test_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  steps: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        TrainingSettings.from_yaml(path)
+    path.write_text("train:\n  batch_sise: 4\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown setting train.batch_sise"):
+        TrainingSettings.from_yaml(path)
+    with pytest.raises(ConfigError, match="missing.yaml: configuration file not found"):
+        TrainingSettings.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_override_syntax_and_run_length_units():
+    assert parse_override("data.root=/a b/c") == ("data.root", "/a b/c")
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_override("train.steps")
+    # The file counts epochs; --set train.steps replaces that length instead of clashing with it.
+    settings = TrainingSettings.from_yaml(CONFIGS / "paper_acdc10_cooperative.yaml", ["data.root=x", "train.steps=7"])
+    assert settings.train.steps == 7 and settings.train.epochs is None
+
+
+def test_shipped_configs_are_the_papers_rows():
+    expected = {"paper_acdc10_cooperative": "cooperative", "paper_acdc10_standard": "standard",
+                "paper_acdc10_no_targeted": "no_targeted", "paper_acdc10_shared_code_a": "shared_code_a",
+                "paper_acdc10_shared_code_b": "shared_code_b", "paper_acdc10_separate": "separate",
+                "acdc_full": "cooperative"}
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(expected)
+    for name, variant in expected.items():
+        settings = TrainingSettings.from_yaml(CONFIGS / f"{name}.yaml", ["data.root=/data"])
+        assert settings.name == name and settings.method.variant == variant
+        assert settings.data.spacing_mm == pytest.approx(1.36719) and settings.data.size == 192
+        assert settings.train.batch_size == 10 and settings.train.paired  # 10 + 10 = the paper's batch of 20
+        assert settings.method.config().learning_rate == pytest.approx(1e-4)
+        if name.startswith("paper_acdc10"):
+            assert settings.data.split == "paper" and settings.data.n_train == 10 and settings.train.epochs == 600
+    full = TrainingSettings.from_yaml(CONFIGS / "acdc_full.yaml", ["data.root=/data"])
+    assert full.data.split == "all" and full.data.n_validation > 0
+
+
+def test_extends_cycle_is_reported(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b\n")
+    (tmp_path / "b.yaml").write_text("extends: a\n")
+    with pytest.raises(ConfigError, match="makes a cycle"):
+        TrainingSettings.from_yaml(tmp_path / "a.yaml")
