@@ -221,3 +221,10 @@ def test_paper_split_on_real_acdc_trains_and_validates(tmp_path):
     assert not set(record["data"]["train_subjects"]) & set(record["data"]["validation_subjects"])
     assert set(outcome.best.dice["stn"]) == {"lv", "myo", "rv"}
     assert "patient" in (outcome.run_dir / "report.md").read_text()
+
+
+def test_worker_processes_change_nothing_but_speed(tmp_path):
+    runs = {workers: run_training(tiny_settings("train.steps=3", f"train.workers={workers}", "validation.every=0",
+                                                "log.tensorboard=false"), tmp_path / f"w{workers}", say=lambda _: None)
+            for workers in (0, 2)}
+    assert_same_weights(model_state(runs[0].run_dir), model_state(runs[2].run_dir))
