@@ -187,6 +187,11 @@ def test_bad_data_folder_stops_before_training_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "nowhere: ACDC folder not found" in result.stderr
     assert not (tmp_path / "runs").exists()
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "config.yaml").write_text("name: other\n")
+    result = train_py("--run-dir", str(tmp_path / "taken"))
+    assert result.returncode == 2 and "taken: already holds a run; continue it with --resume" in result.stderr
+    assert (tmp_path / "taken" / "config.yaml").read_text() == "name: other\n"
     result = train_py("--set", "train.batch_sise=3", "--output-root", str(tmp_path / "runs"))
     assert result.returncode == 2 and "unknown setting train.batch_sise" in result.stderr
     assert "Traceback" not in result.stderr

@@ -28,7 +28,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="train.py", description=__doc__.split("\n\n")[0],
+        prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"Shipped configurations ({CONFIG_DIR}): "
         + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))),
     )

@@ -134,6 +134,8 @@ def run_training(settings: TrainingSettings, run_dir: Optional[Path] = None, res
                  say: Callable[[str], None] = print) -> TrainingOutcome:
     """Train as ``settings`` say. ``resume=True`` continues the run in ``run_dir`` from its last checkpoint."""
     group = ProcessGroup.from_environment()
+    if run_dir is not None and not resume and Path(run_dir).exists() and any(Path(run_dir).iterdir()):
+        raise CoopSegError(f"{run_dir}: already holds a run; continue it with --resume, or choose another folder")
     device = resolve_device(group.device(settings.train.device))
     if settings.log.tensorboard and group.is_main:
         check_tensorboard_available()
