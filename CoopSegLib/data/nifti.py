@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
@@ -59,8 +59,11 @@ def header_affine(header: Any) -> np.ndarray:
     return np.asarray(header.get_base_affine(), dtype=np.float64)
 
 
-def load_nifti(path: PathLike, dims: int = 3) -> Tuple[np.ndarray, np.ndarray, Any]:
-    """Read (array, affine, nibabel image). ``dims``: 3 for a volume, 4 for a cine (X, Y, Z, T)."""
+def load_nifti(path: PathLike, dims: Optional[int] = 3) -> Tuple[np.ndarray, np.ndarray, Any]:
+    """Read (array, affine, nibabel image). ``dims``: 3 for a volume, 4 for a cine (X, Y, Z, T), None for any.
+
+    With ``dims=None`` trailing singleton axes beyond the third are dropped (e.g. X, Y, Z, 1 -> X, Y, Z).
+    """
     nib = _nibabel()
     path = Path(path)
     if not path.is_file():
@@ -70,6 +73,10 @@ def load_nifti(path: PathLike, dims: int = 3) -> Tuple[np.ndarray, np.ndarray, A
         array = np.asanyarray(image.dataobj)
     except Exception as error:  # nibabel raises many types for corrupt or foreign files
         raise CoopSegError(f"{path}: cannot read as NIfTI ({error})") from error
+    if dims is None:
+        while array.ndim > 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+        return array, header_affine(image.header), image
     if array.ndim == dims + 1 and array.shape[-1] == 1:
         array = array[..., 0]  # a trailing singleton dimension (e.g. X, Y, Z, 1)
     if array.ndim != dims:
