@@ -90,18 +90,9 @@ def read_volume(path: PathLike) -> Volume:
     return Volume(array, affine)
 
 
-def write_like(array: np.ndarray, reference: Any, path: PathLike, dtype: Any = None) -> Path:
-    """Write ``array`` with the header (both qform and sform, exactly) of nibabel image ``reference``.
-
-    Atomic: written to a temporary file in the same folder and renamed, so an error leaves nothing behind.
-    """
+def _save_atomically(image: Any, path: Path) -> Path:
+    """Save a nibabel image through a temporary file in the same folder and a rename: all or nothing."""
     nib = _nibabel()
-    path = Path(path)
-    header = reference.header.copy()
-    array = np.asarray(array if dtype is None else array.astype(dtype))
-    header.set_data_dtype(array.dtype)
-    header["scl_slope"], header["scl_inter"] = np.nan, np.nan  # values are written as they are
-    image = nib.Nifti1Image(array, None, header=header)
     suffix = ".nii.gz" if path.name.endswith(".gz") else ".nii"
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=str(path.parent))
     os.close(handle)
@@ -116,3 +107,31 @@ def write_like(array: np.ndarray, reference: Any, path: PathLike, dtype: Any = N
             os.remove(temporary)
         raise
     return path
+
+
+def write_like(array: np.ndarray, reference: Any, path: PathLike, dtype: Any = None) -> Path:
+    """Write ``array`` with the header (both qform and sform, exactly) of nibabel image ``reference``.
+
+    Atomic: written to a temporary file in the same folder and renamed, so an error leaves nothing behind.
+    """
+    nib = _nibabel()
+    header = reference.header.copy()
+    array = np.asarray(array if dtype is None else array.astype(dtype))
+    header.set_data_dtype(array.dtype)
+    header["scl_slope"], header["scl_inter"] = np.nan, np.nan  # values are written as they are
+    return _save_atomically(nib.Nifti1Image(array, None, header=header), Path(path))
+
+
+def write_nifti(array: np.ndarray, affine: np.ndarray, path: PathLike, dtype: Any = None) -> Path:
+    """Write ``array`` as a new NIfTI with ``affine`` as both sform and qform (scanner coordinates), atomically.
+
+    For images that came from another format (e.g. NRRD): the header records the affine exactly in the sform; the
+    qform holds its nearest rigid-plus-scaling form, as NIfTI requires.
+    """
+    nib = _nibabel()
+    array = np.asarray(array if dtype is None else array.astype(dtype))
+    image = nib.Nifti1Image(array, np.asarray(affine, dtype=np.float64))
+    image.header.set_data_dtype(array.dtype)
+    image.set_sform(np.asarray(affine, dtype=np.float64), code=1)
+    image.set_qform(np.asarray(affine, dtype=np.float64), code=1)
+    return _save_atomically(image, Path(path))
