@@ -30,8 +30,8 @@ printing the Markdown tables.
                   files as `coopseg corrupt --seed S`)
         site      ED and ES frames of another site's folder (--site: M&Ms, nnU-Net or ACDC layout)
 
-Empty structures: both empty gives Dice 1 and HD95 0; one side empty gives Dice 0 and HD95 inf (counted, not
-averaged, in the tables).""",
+Empty structures: absent from both prediction and reference gives Dice and HD95 NaN (left out of averages);
+absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the tables).""",
     )
     parser.add_argument("--pred", metavar="DIR", help="folder of predicted label maps (canonical codes)")
     parser.add_argument("--ref", metavar="DIR", help="folder (searched recursively) of reference label maps")

@@ -1,7 +1,8 @@
 """3D Dice and 95th-percentile Hausdorff distance per structure, with MONAI's metrics (imported lazily).
 
 Empty structures, decided here rather than left to MONAI's NaN-with-a-warning:
-  - reference and prediction both empty: Dice 1, HD95 0 mm (they agree: the structure is absent);
+  - reference and prediction both empty: Dice and HD95 NaN (nothing to score; left out of averages, as training's
+    validation does);
   - exactly one of them empty: Dice 0, HD95 infinite (nothing to measure a distance to).
 ACDC and M&Ms reference maps hold every structure in every frame, so these cases only arise from failed predictions
 or unusual data; report tables count the infinite HD95 values instead of averaging them.
@@ -46,7 +47,7 @@ def overlap_scores(prediction: np.ndarray, reference: np.ndarray, spacing: Seque
     if len(spacing) != prediction.ndim:
         raise CoopSegError(f"expected {prediction.ndim} voxel spacings, got {len(spacing)}")
     predicted, expected = _one_hot(prediction, structures), _one_hot(reference, structures)
-    # ignore_empty=False: both empty -> 1, reference empty but prediction not -> 0 (the conventions above).
+    # ignore_empty=False: reference empty but prediction not -> 0 (both empty is set to NaN below).
     dice = compute_dice(predicted, expected, include_background=True, ignore_empty=False)[0].tolist()
     present_p = predicted.flatten(2).any(-1)[0].tolist()
     present_r = expected.flatten(2).any(-1)[0].tolist()
@@ -65,7 +66,7 @@ def overlap_scores(prediction: np.ndarray, reference: np.ndarray, spacing: Seque
         elif present_p[k] or present_r[k]:
             scores[code] = OverlapScores(0.0, math.inf)
         else:
-            scores[code] = OverlapScores(1.0, 0.0)
+            scores[code] = OverlapScores(math.nan, math.nan)
     return scores
 
 

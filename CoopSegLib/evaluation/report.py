@@ -1,8 +1,8 @@
 """Evaluation results: one row per case, stage and structure; a CSV of them and Markdown tables like Table 1.
 
 Averages: a set's score is the mean Dice over its cases and the three structures (the paper's "average Dice");
-AVG is the mean of the set scores. HD95 means leave out infinite values (a structure missing from the prediction or
-the reference) and say how many there were.
+AVG is the mean of the set scores. NaN scores (a structure absent from prediction and reference alike) are left out;
+HD95 means leave out infinite values (a structure missing from only one side) and say how many there were.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def rows_to_csv(rows: Iterable[ScoreRow]) -> str:
 
 
 def _mean(values: Sequence[float]) -> float:
+    """Mean of the values that are not NaN (a structure absent from both prediction and reference)."""
+    values = [v for v in values if not math.isnan(v)]
     return sum(values) / len(values) if values else math.nan
 
 
@@ -77,7 +79,7 @@ def _dice(value: float) -> str:
 def _hd95(values: Sequence[float]) -> str:
     finite = [v for v in values if math.isfinite(v)]
     text = f"{_mean(finite):.2f}" if finite else "n/a"
-    missing = len(values) - len(finite)
+    missing = sum(1 for v in values if math.isinf(v))
     return text + (f" ({missing} inf)" if missing else "")
 
 
