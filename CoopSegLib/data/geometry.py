@@ -87,13 +87,24 @@ def _world_axes(affine: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return world, signs
 
 
+def _sample_positions(n_out: int, step: float, centre_in: int, centre_out: int) -> np.ndarray:
+    """Input positions (j - centre_out) * step + centre_in, snapped to a 1e-6 voxel grid.
+
+    Spacing ratios such as 1.5625 / 1.5 put many positions exactly halfway between two voxels; a spacing read from
+    a float32 header (NIfTI) or a float64 one (NRRD, DICOM) differs by ~1e-9 and would round those ties apart.
+    Snapping makes nearest-neighbour choices identical for the same geometry however it was stored.
+    """
+    positions = (np.arange(n_out, dtype=np.float64) - centre_out) * step + centre_in
+    return np.round(positions, 6)
+
+
 def _axis_matrix(n_in: int, n_out: int, step: float, centre_in: int, centre_out: int, linear: bool) -> np.ndarray:
     """Interpolation matrix (n_out x n_in) sampling input positions (j - centre_out) * step + centre_in.
 
     Positions more than half a voxel outside the input give a zero row (padding); within half a voxel of the edge
     they take the edge value, which keeps nearest and linear sampling consistent.
     """
-    positions = (np.arange(n_out, dtype=np.float64) - centre_out) * step + centre_in
+    positions = _sample_positions(n_out, step, centre_in, centre_out)
     matrix = np.zeros((n_out, n_in), dtype=np.float64)
     rows = np.arange(n_out)
     if linear:
@@ -113,7 +124,7 @@ def _axis_matrix(n_in: int, n_out: int, step: float, centre_in: int, centre_out:
 
 def _nearest_index(n_in: int, n_out: int, step: float, centre_in: int, centre_out: int) -> np.ndarray:
     """Nearest input index for each output position, -1 where it falls outside the input."""
-    positions = (np.arange(n_out, dtype=np.float64) - centre_out) * step + centre_in
+    positions = _sample_positions(n_out, step, centre_in, centre_out)
     index = np.floor(positions + 0.5).astype(np.int64)
     index[(index < 0) | (index >= n_in)] = -1
     return index

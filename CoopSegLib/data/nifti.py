@@ -49,6 +49,8 @@ def header_affine(header: Any) -> np.ndarray:
         norms = np.linalg.norm(sform[:3, :3], axis=0)
         if np.allclose(norms, pixdim, rtol=1e-3) or not np.all(pixdim > 0):
             return sform
+        if not np.all(np.isfinite(sform)) or not np.all(norms > 0):
+            return sform  # broken beyond rescaling: return it as it is for the caller's checks to name
         if qform_code > 0:
             return np.asarray(header.get_qform(), dtype=np.float64)
         fixed = sform.copy()

@@ -146,20 +146,22 @@ class Segmenter:
         stacked = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(stacked))).numpy()
         return PreparedImage(image, stacked, mappings, starts)
 
-    def _autocast(self) -> Any:
+    def autocast(self) -> Any:
+        """The numeric context of every forward pass: bf16 autocast when chosen, else nothing."""
         if not self.bf16:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
-    def _to_model(self, slices: np.ndarray) -> torch.Tensor:
+    def to_model(self, slices: np.ndarray) -> torch.Tensor:
+        """Slices (S, H, W) -> a network input batch (S, 1, H, W) on the device, in the model's memory format."""
         batch = torch.from_numpy(np.ascontiguousarray(slices))[:, None].to(self.device)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
     def logits(self, slices: np.ndarray, stage: str = "stn") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """FTN logits and (for stage "stn") their STN refinement, float32 on the device, for one batch."""
         ftn, stn = self.model.ftn, self.model.stn
-        with torch.inference_mode(), self._autocast():
-            _, z_s = ftn.codes(self._to_model(slices))
+        with torch.inference_mode(), self.autocast():
+            _, z_s = ftn.codes(self.to_model(slices))
             initial = ftn.segment(z_s)
             refined = stn(soften(initial.float(), self.model.config.temperature)) if stage == "stn" else None
         return initial.float(), (refined.float() if refined is not None else None)

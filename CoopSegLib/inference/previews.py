@@ -91,24 +91,25 @@ def preview_hard_example(segmenter: Segmenter, array: np.ndarray, affine: np.nda
         raise CoopSegError(f"slice index {slice_index} is outside the image's {count} slice(s) along axis {axis}")
     canonical = count - 1 - slice_index if mapping.flips[2] else slice_index
     ftn = segmenter.model.ftn
-    device = segmenter.device
-    x = torch.from_numpy(prepared.slices[canonical : canonical + 1].copy())[:, None].to(device)
+    x = segmenter.to_model(prepared.slices[canonical : canonical + 1])
     generator = torch.Generator().manual_seed(int(seed))  # masks draw on the CPU from this generator only
-    # fp32 and plain autograd (not inference_mode): targeted masks differentiate the loss with respect to the codes.
-    with torch.no_grad():
-        z_i, z_s = ftn.codes(x)
-        reconstruction = ftn.reconstruct(z_i)
-        logits = ftn.segment(z_s)
-    target = logits.argmax(1)
-    masked_i = z_i * _mask(scheme, z_i, lambda: task_gradient(z_i, ftn.reconstruct,
-                                                             lambda out: reconstruction_loss(out, x)),
-                           fraction, soft_factor, generator)
-    masked_s = z_s * _mask(scheme, z_s, lambda: task_gradient(z_s, ftn.segment,
-                                                             lambda out: segmentation_loss(out, target)),
-                           fraction, soft_factor, generator)
-    with torch.no_grad():
-        corrupted_image = ftn.reconstruct(masked_i)
-        corrupted_logits = ftn.segment(masked_s)
+    # The segmenter's numerics (so the clean labels are the ones it gives), but plain autograd rather than
+    # inference_mode: targeted masks differentiate the task loss with respect to the codes.
+    with segmenter.autocast():
+        with torch.no_grad():
+            z_i, z_s = ftn.codes(x)
+            reconstruction = ftn.reconstruct(z_i)
+            logits = ftn.segment(z_s)
+        target = logits.argmax(1)
+        masked_i = z_i * _mask(scheme, z_i, lambda: task_gradient(z_i, ftn.reconstruct,
+                                                                 lambda out: reconstruction_loss(out, x)),
+                               fraction, soft_factor, generator)
+        masked_s = z_s * _mask(scheme, z_s, lambda: task_gradient(z_s, ftn.segment,
+                                                                 lambda out: segmentation_loss(out, target)),
+                               fraction, soft_factor, generator)
+        with torch.no_grad():
+            corrupted_image = ftn.reconstruct(masked_i)
+            corrupted_logits = ftn.segment(masked_s)
 
     single = _single_slice(mapping)
 
