@@ -21,7 +21,7 @@ and DIR/evaluation.md (Table 1's shape: mean Dice per test set for FTN and FTN+S
 printing the Markdown tables.
 
   coopseg evaluate --pred PRED --ref REF [--ref-codes acdc]
-      label maps in PRED (e.g. from coopseg segment) against REF/**/<name>.nii.gz or <name>_gt.nii.gz
+      label maps in PRED (e.g. from coopseg segment) against REF/**/<name>_gt.nii.gz (or <name>.nii.gz)
   coopseg evaluate --model BUNDLE --data ACDC [--sets clean,bias,ghosting,motion,spike] [--site DIR]
       the model on test sets made from an ACDC-layout folder (patientNNN/Info.cfg, _frameXX.nii.gz, _gt):
         clean     ED and ES frames of every subject

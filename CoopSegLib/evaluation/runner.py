@@ -58,7 +58,10 @@ def _label_files(folder: Path, recursive: bool) -> Dict[str, Path]:
 
 
 def match_references(predictions: Path, references: Path) -> Dict[Path, Path]:
-    """Pair each label map in ``predictions`` with ``<name>`` or ``<name>_gt`` anywhere under ``references``."""
+    """Pair each label map in ``predictions`` with ``<name>_gt`` or else ``<name>`` anywhere under ``references``.
+
+    ``_gt`` comes first because ACDC keeps each image (``<name>.nii.gz``) beside its reference.
+    """
     predicted = {stem: path for stem, path in _label_files(predictions, recursive=False).items()
                  if not stem.endswith(OUTPUT_SUFFIXES)}
     if not predicted:
@@ -66,9 +69,9 @@ def match_references(predictions: Path, references: Path) -> Dict[Path, Path]:
     available = _label_files(references, recursive=True)
     pairs = {}
     for stem, path in predicted.items():
-        reference = available.get(stem) or available.get(f"{stem}_gt")
+        reference = available.get(f"{stem}_gt") or available.get(stem)
         if reference is None:
-            raise CoopSegError(f"{path}: no reference {stem}.nii.gz or {stem}_gt.nii.gz under {references}")
+            raise CoopSegError(f"{path}: no reference {stem}_gt.nii.gz or {stem}.nii.gz under {references}")
         pairs[path] = reference
     return pairs
 
