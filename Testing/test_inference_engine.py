@@ -220,3 +220,17 @@ def test_without_a_shipped_model_the_default_says_what_to_do():
     with pytest.raises(CoopSegError) as error:
         Segmenter(None, device="cpu")
     assert str(error.value) == NO_DEFAULT_MODEL and "--model BUNDLE" in NO_DEFAULT_MODEL
+
+
+def test_inference_and_evaluation_import_without_imaging_libraries():
+    """The Slicer module calls inference with arrays in memory: torch + numpy only until a file is read."""
+    import subprocess
+    import sys
+
+    from data_helpers import REPO
+
+    code = ("import sys, CoopSegLib.inference, CoopSegLib.inference.files, CoopSegLib.evaluation, "
+            "CoopSegLib.data.images, CoopSegLib.cli.segment, CoopSegLib.cli.evaluate, CoopSegLib.cli.indices; "
+            "print(sorted(m for m in ('nibabel', 'torchio', 'SimpleITK', 'monai', 'scipy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == "[]"
