@@ -35,7 +35,8 @@ def test_folders_of_label_maps_against_acdc_coded_references(tmp_path, capsys):
     write_nifti(np.zeros((10, 10, 3), np.float32), affine, tmp_path / "pred" / "patient001_frame01_entropy.nii.gz")
     write_nifti(TO_ACDC[reference], affine, tmp_path / "ref" / "patient001" / "patient001_frame01_gt.nii.gz")
     # ACDC keeps the image beside its _gt: the _gt file is the reference.
-    write_nifti(np.full((10, 10, 3), 500, np.int16), affine, tmp_path / "ref" / "patient001" / "patient001_frame01.nii.gz")
+    image = tmp_path / "ref" / "patient001" / "patient001_frame01.nii.gz"
+    write_nifti(np.full((10, 10, 3), 500, np.int16), affine, image)
     out = tmp_path / "report"
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"), "--ref-codes", "acdc",
                  "--output-dir", str(out)]) == 0

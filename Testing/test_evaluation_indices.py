@@ -75,7 +75,8 @@ def test_command_prints_and_writes_csv_and_json(tmp_path, capsys):
     assert "LV ejection fraction" in printed and "60.00" in printed and "reference" in printed
     records = {r["index"]: r for r in json.loads((tmp_path / "indices.json").read_text())["indices"]}
     assert records["lv_edv"]["value"] == pytest.approx(30.0)
-    assert records["lv_edv"]["reference"] == pytest.approx(31.5) and records["lv_edv"]["difference"] == pytest.approx(-1.5)
+    assert records["lv_edv"]["reference"] == pytest.approx(31.5)
+    assert records["lv_edv"]["difference"] == pytest.approx(-1.5)
     assert records["rv_ef"]["value"] == pytest.approx(50.0) and records["rv_ef"]["difference"] == pytest.approx(0.0)
     assert main(arguments + ["--output", str(tmp_path / "indices.csv")]) == 0
     with open(tmp_path / "indices.csv", newline="") as stream:

@@ -9,12 +9,12 @@ is, like nibabel's ``.affine`` does, would make every ACDC voxel 1 mm. Image and
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
+from CoopSegLib.atomic import write_atomically
 from CoopSegLib.data.geometry import Volume
 from CoopSegLib.errors import CoopSegError
 
@@ -95,20 +95,7 @@ def read_volume(path: PathLike) -> Volume:
 def _save_atomically(image: Any, path: Path) -> Path:
     """Save a nibabel image through a temporary file in the same folder and a rename: all or nothing."""
     nib = _nibabel()
-    suffix = ".nii.gz" if path.name.endswith(".gz") else ".nii"
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=str(path.parent))
-    os.close(handle)
-    try:
-        nib.save(image, temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    return write_atomically(path, lambda temporary: nib.save(image, temporary))
 
 
 def write_like(array: np.ndarray, reference: Any, path: PathLike, dtype: Any = None) -> Path:

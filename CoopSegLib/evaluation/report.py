@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Union
 
+from CoopSegLib.atomic import write_atomically
 from CoopSegLib.evaluation.metrics import STRUCTURES, structure_name
 from CoopSegLib.evaluation.test_sets import TEST_SETS
 
@@ -36,20 +35,10 @@ CSV_FIELDS = tuple(field.name for field in fields(ScoreRow))
 
 
 def write_text_atomically(path: PathLike, text: str) -> Path:
-    """Write ``text`` through a temporary file in the same folder and a rename: all or nothing."""
+    """Write ``text`` to ``path`` (creating its folder) all or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    return write_atomically(path, lambda temporary: Path(temporary).write_text(text, newline=""))
 
 
 def rows_to_csv(rows: Iterable[ScoreRow]) -> str:
