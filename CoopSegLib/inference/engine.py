@@ -24,7 +24,7 @@ import torch
 
 from CoopSegLib.bundle import Bundle, BundleError, load_bundle
 from CoopSegLib.cooperative.trainer import resolve_device, uses_bf16
-from CoopSegLib.data.geometry import SliceMapping, Volume
+from CoopSegLib.data.geometry import SliceMapping
 from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.data.preprocess import prepare_image
 from CoopSegLib.errors import CoopSegError
@@ -106,18 +106,18 @@ class Segmenter:
     def __init__(self, bundle: Union[Bundle, str, "os.PathLike[str]", None] = None, device: str = "auto",
                  precision: str = "auto", max_slices: int = DEFAULT_MAX_SLICES,
                  channels_last: Optional[bool] = None) -> None:
+        if max_slices < 1:
+            raise CoopSegError(f"max_slices must be at least 1, got {max_slices}")
         try:
             self.device = resolve_device(device)
+            self.bf16 = uses_bf16(precision, self.device)
         except (RuntimeError, ValueError) as error:
             raise CoopSegError(str(error)) from None
         if not isinstance(bundle, Bundle):
             bundle = load_bundle(bundle if bundle is not None else default_bundle(), self.device)
-        if max_slices < 1:
-            raise CoopSegError(f"max_slices must be at least 1, got {max_slices}")
         self.bundle = bundle
         self.spacing, self.size = _bundle_grid(bundle)
         self.model = bundle.model.to(self.device).eval()
-        self.bf16 = uses_bf16(precision, self.device)
         # channels_last pays off with cuDNN and oneDNN's bf16 kernels, as in training (bench/inference.py).
         self.channels_last = (self.device.type == "cuda" or self.bf16) if channels_last is None else channels_last
         if self.channels_last:
@@ -136,7 +136,7 @@ class Segmenter:
         slices, mappings, starts, count = [], [], [], 0
         for index, frame in enumerate(image.frames):
             monitor.report(0.1 * index / len(image.frames), f"preparing frame {index + 1} of {len(image.frames)}")
-            frame_slices, mapping = prepare_image(Volume(frame.array, frame.affine), self.spacing, self.size)
+            frame_slices, mapping = prepare_image(frame, self.spacing, self.size)
             slices.append(frame_slices)
             mappings.append(mapping)
             starts.append(count)
