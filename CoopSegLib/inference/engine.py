@@ -101,6 +101,7 @@ class Segmenter:
     ``bundle``: a loaded ``Bundle``, a bundle folder, or None for the shipped default. ``device``: "auto" (CUDA when
     available), "cpu" or "cuda[:N]". ``precision``: "auto" uses bf16 autocast on GPUs with bf16 and on CPUs with
     native bf16 (as training does), "fp32" or "bf16" force it. ``max_slices`` bounds the slices per forward pass.
+    ``channels_last`` (default on) sets the networks' memory format.
     """
 
     def __init__(self, bundle: Union[Bundle, str, "os.PathLike[str]", None] = None, device: str = "auto",
@@ -118,8 +119,9 @@ class Segmenter:
         self.bundle = bundle
         self.spacing, self.size = _bundle_grid(bundle)
         self.model = bundle.model.to(self.device).eval()
-        # channels_last pays off with cuDNN and oneDNN's bf16 kernels, as in training (bench/inference.py).
-        self.channels_last = (self.device.type == "cuda" or self.bf16) if channels_last is None else channels_last
+        # channels_last suits cuDNN and oneDNN; for inference it pays off on CPUs in fp32 too (bench/inference.py:
+        # 0.46 s instead of 0.65 s per ACDC volume on 2 cores), unlike training's backward pass.
+        self.channels_last = True if channels_last is None else bool(channels_last)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.max_slices = int(max_slices)
