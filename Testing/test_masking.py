@@ -84,6 +84,15 @@ def test_soft_masks_scale_by_one_factor_below_a_half(make_mask):
         assert torch.equal(masked[n][mask_n == 1], z[n][mask_n == 1])
 
 
+@pytest.mark.parametrize("make_mask", [targeted_channel_mask, targeted_spatial_mask])
+def test_a_given_soft_factor_is_used_as_is(make_mask):
+    gradient = torch.randn(2, 16, 6, 6, generator=torch.Generator().manual_seed(6))
+    mask = make_mask(gradient, 0.25, factor=0.3)
+    assert set(mask.unique().tolist()) == {torch.tensor(0.3).item(), 1.0}
+    with pytest.raises(ValueError, match="soft factor"):
+        make_mask(gradient, 0.25, factor=1.5)
+
+
 @pytest.mark.parametrize("make_mask, units", [(targeted_channel_mask, 16), (targeted_spatial_mask, 36)])
 @pytest.mark.parametrize("p", [0.05, 0.3, 0.5])
 def test_targeted_masks_cover_exactly_the_fraction(make_mask, units, p):

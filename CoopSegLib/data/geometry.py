@@ -87,13 +87,24 @@ def _world_axes(affine: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return world, signs
 
 
+def _sample_positions(n_out: int, step: float, centre_in: int, centre_out: int) -> np.ndarray:
+    """Input positions (j - centre_out) * step + centre_in, snapped to a 1e-6 voxel grid.
+
+    Spacing ratios such as 1.5625 / 1.5 put many positions exactly halfway between two voxels; a spacing read from
+    a float32 header (NIfTI) or a float64 one (NRRD, DICOM) differs by ~1e-9 and would round those ties apart.
+    Snapping makes nearest-neighbour choices identical for the same geometry however it was stored.
+    """
+    positions = (np.arange(n_out, dtype=np.float64) - centre_out) * step + centre_in
+    return np.round(positions, 6)
+
+
 def _axis_matrix(n_in: int, n_out: int, step: float, centre_in: int, centre_out: int, linear: bool) -> np.ndarray:
     """Interpolation matrix (n_out x n_in) sampling input positions (j - centre_out) * step + centre_in.
 
     Positions more than half a voxel outside the input give a zero row (padding); within half a voxel of the edge
     they take the edge value, which keeps nearest and linear sampling consistent.
     """
-    positions = (np.arange(n_out, dtype=np.float64) - centre_out) * step + centre_in
+    positions = _sample_positions(n_out, step, centre_in, centre_out)
     matrix = np.zeros((n_out, n_in), dtype=np.float64)
     rows = np.arange(n_out)
     if linear:
@@ -113,7 +124,7 @@ def _axis_matrix(n_in: int, n_out: int, step: float, centre_in: int, centre_out:
 
 def _nearest_index(n_in: int, n_out: int, step: float, centre_in: int, centre_out: int) -> np.ndarray:
     """Nearest input index for each output position, -1 where it falls outside the input."""
-    positions = (np.arange(n_out, dtype=np.float64) - centre_out) * step + centre_in
+    positions = _sample_positions(n_out, step, centre_in, centre_out)
     index = np.floor(positions + 0.5).astype(np.int64)
     index[(index < 0) | (index >= n_in)] = -1
     return index
@@ -230,27 +241,33 @@ class SliceMapping:
         cols = _nearest_index(*self._backward_params(1))
         return self.from_canonical(_take_nearest(label_slices, rows, cols))
 
+    def values_to_input_grid(self, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Continuous per-channel maps (S, C, size, size) -> ((C, X, Y, Z), coverage) by linear interpolation.
+
+        Outside the model's field of view the values are 0; ``coverage`` (X, Y, Z) is the interpolation weight that
+        fell inside it (1 well inside, 0 outside), for callers that fill the outside with something else.
+        """
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim != 4 or values.shape[0] != self.num_slices or values.shape[2:] != (self.size, self.size):
+            raise CoopSegError(
+                f"expected maps of shape ({self.num_slices}, C, {self.size}, {self.size}), got {values.shape}"
+            )
+        rows = _axis_matrix(*self._backward_params(0), linear=True).astype(np.float32)
+        cols = _axis_matrix(*self._backward_params(1), linear=True).astype(np.float32)
+        out = rows @ values @ cols.T  # (S, C, H, W)
+        coverage = (rows.sum(axis=1)[:, None] * cols.sum(axis=1)[None, :]).astype(np.float32)
+        stack = np.moveaxis(out, 1, -1)  # (S, H, W, C)
+        coverage_stack = np.broadcast_to(coverage, (self.num_slices,) + coverage.shape)
+        return np.moveaxis(self.from_canonical(stack), -1, 0), self.from_canonical(coverage_stack)
+
     def probabilities_to_input_grid(self, probabilities: np.ndarray) -> np.ndarray:
         """Per-class probabilities (S, C, size, size) -> (C, X, Y, Z) on the input grid, linear interpolation.
 
         Outside the model's field of view the background (class 0) has probability 1.
         """
-        probabilities = np.asarray(probabilities, dtype=np.float32)
-        if probabilities.ndim != 4 or probabilities.shape[0] != self.num_slices or probabilities.shape[2:] != (
-            self.size,
-            self.size,
-        ):
-            raise CoopSegError(
-                f"expected probabilities of shape ({self.num_slices}, C, {self.size}, {self.size}), "
-                f"got {probabilities.shape}"
-            )
-        rows = _axis_matrix(*self._backward_params(0), linear=True).astype(np.float32)
-        cols = _axis_matrix(*self._backward_params(1), linear=True).astype(np.float32)
-        out = rows @ probabilities @ cols.T  # (S, C, H, W)
-        coverage = (rows.sum(axis=1)[:, None] * cols.sum(axis=1)[None, :]).astype(np.float32)
-        out[:, 0] += 1.0 - coverage  # outside the field of view: background
-        stack = np.moveaxis(out, 1, -1)  # (S, H, W, C)
-        return np.moveaxis(self.from_canonical(stack), -1, 0)
+        out, coverage = self.values_to_input_grid(probabilities)
+        out[0] += 1.0 - coverage  # outside the field of view: background
+        return out
 
 
 def to_model_slices(

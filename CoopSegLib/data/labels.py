@@ -13,12 +13,15 @@ from CoopSegLib.errors import CoopSegError
 
 BACKGROUND, LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY = 0, 1, 2, 3
 CANONICAL_CODES = (BACKGROUND, LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY)
+STRUCTURES = (LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY)  # the foreground codes
 
 # ACDC on disk: 1 RV cavity, 2 LV myocardium, 3 LV cavity.
 ACDC_TO_CANONICAL: Mapping[int, int] = {0: BACKGROUND, 1: RV_CAVITY, 2: LV_MYOCARDIUM, 3: LV_CAVITY}
 # M&Ms on disk: 1 LV cavity, 2 LV myocardium, 3 RV cavity (already canonical).
 MNMS_TO_CANONICAL: Mapping[int, int] = {0: BACKGROUND, 1: LV_CAVITY, 2: LV_MYOCARDIUM, 3: RV_CAVITY}
 IDENTITY: Mapping[int, int] = {code: code for code in CANONICAL_CODES}
+# Label codings a user can name on the command line for reference label maps.
+CODINGS: Mapping[str, Mapping[int, int]] = {"canonical": IDENTITY, "acdc": ACDC_TO_CANONICAL, "mnms": MNMS_TO_CANONICAL}
 
 
 def remap_labels(array: np.ndarray, mapping: Mapping[int, int], source: str = "label map") -> np.ndarray:

@@ -18,12 +18,16 @@ def masked_count(p: float, units: int) -> int:
 
 
 def soft_factors(batch: int, soft: bool, like: torch.Tensor, generator: Optional[torch.Generator] = None,
-                 max_factor: float = MAX_SOFT_FACTOR) -> torch.Tensor:
+                 max_factor: float = MAX_SOFT_FACTOR, factor: Optional[float] = None) -> torch.Tensor:
     """Per-sample value given to masked units: a ~ U(0, max_factor) for soft masks, 0 for hard masks.
 
     The paper writes the soft mask as a*1 (one scalar a for the masked units); the authors' code draws a per entry.
-    We follow the paper: one a per sample.
+    We follow the paper: one a per sample. A given ``factor`` fixes a for every sample (previews show one chosen a).
     """
+    if factor is not None:
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"soft factor a must lie in [0, 1], got {factor}")
+        return torch.full((batch,), float(factor), device=like.device, dtype=like.dtype)
     if not soft:
         return torch.zeros(batch, device=like.device, dtype=like.dtype)
     a = torch.rand(batch, generator=generator, device="cpu") * max_factor

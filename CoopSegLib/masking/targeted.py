@@ -38,17 +38,23 @@ def spatial_saliency(gradient: torch.Tensor) -> torch.Tensor:
 
 
 def targeted_channel_mask(gradient: torch.Tensor, p: float, soft: bool = True,
-                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """N x C x 1 x 1 mask: the round(p*C) most salient channels get a (soft, a ~ U(0, 0.5)) or 0 (hard)."""
+                          generator: Optional[torch.Generator] = None, factor: Optional[float] = None) -> torch.Tensor:
+    """N x C x 1 x 1 mask: the round(p*C) most salient channels get a (soft, a ~ U(0, 0.5)) or 0 (hard).
+
+    ``factor`` fixes a instead of drawing it.
+    """
     batch, channels = gradient.shape[:2]
-    fill = soft_factors(batch, soft, gradient, generator)
+    fill = soft_factors(batch, soft, gradient, generator, factor=factor)
     return top_k_mask(channel_saliency(gradient), masked_count(p, channels), fill)[:, :, None, None]
 
 
 def targeted_spatial_mask(gradient: torch.Tensor, p: float, soft: bool = True,
-                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """N x 1 x H x W mask: the round(p*H*W) most salient positions get a (soft) or 0 (hard), in every channel."""
+                          generator: Optional[torch.Generator] = None, factor: Optional[float] = None) -> torch.Tensor:
+    """N x 1 x H x W mask: the round(p*H*W) most salient positions get a (soft) or 0 (hard), in every channel.
+
+    ``factor`` fixes a instead of drawing it.
+    """
     batch, _, height, width = gradient.shape
-    fill = soft_factors(batch, soft, gradient, generator)
+    fill = soft_factors(batch, soft, gradient, generator, factor=factor)
     mask = top_k_mask(spatial_saliency(gradient), masked_count(p, height * width), fill)
     return mask.view(batch, 1, height, width)

@@ -1,0 +1,73 @@
+"""``coopseg segment``: label maps for NIfTI / NRRD images, on each input's exact grid and affine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+from CoopSegLib.errors import CoopSegError
+
+EXIT_SOME_FAILED = 1  # some inputs could not be segmented; the others were written
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment short-axis cardiac MR volumes (LV cavity 1, LV myocardium 2, RV cavity 3)",
+        description="Segment 2D slices, 3D volumes or 4D cines (NIfTI .nii/.nii.gz or NRRD .nrrd/.nhdr) into "
+        "DIR/<name>.nii.gz: a uint8 label map (0 background, 1 LV cavity, 2 LV myocardium, 3 RV cavity) on the "
+        "input's exact grid and affine (a NIfTI input's header is copied). --probabilities adds "
+        "<name>_probabilities.nii.gz (float32, the 4 classes on a trailing axis), --entropy adds "
+        "<name>_entropy.nii.gz (float32, normalised entropy in [0, 1]). Written files are listed on stdout. "
+        "An input that cannot be segmented gets one line on stderr and no output; the others are still "
+        "processed. Exit status: 0 all written, 1 some inputs failed, 2 usage or model error.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file(s): .nii, .nii.gz, .nrrd, .nhdr")
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the label maps")
+    parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: the shipped model)")
+    parser.add_argument("--stage", choices=("ftn", "stn"), default="stn",
+                        help="stn: FTN refined by the shape network (default); ftn: the fast network alone")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    parser.add_argument("--probabilities", action="store_true", help="also write per-class probabilities")
+    parser.add_argument("--entropy", action="store_true", help="also write the per-voxel entropy")
+    parser.add_argument("--largest-component", action="store_true",
+                        help="keep each structure's largest connected 3D component (the rest becomes background)")
+    parser.add_argument("--max-slices", type=int, default=None, metavar="N",
+                        help="slices per forward pass (bounds memory; default 32)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from CoopSegLib.data.nifti import strip_nifti_suffix
+    from CoopSegLib.inference.engine import DEFAULT_MAX_SLICES, Segmenter
+    from CoopSegLib.inference.files import segment_file
+
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CoopSegError(f"{output_dir}: exists and is not a folder")
+    segmenter = Segmenter(args.model, device=args.device, max_slices=args.max_slices or DEFAULT_MAX_SLICES)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    claimed: Dict[str, str] = {}  # output name -> the input that writes it
+    failures = 0
+    for path in args.inputs:
+        name = strip_nifti_suffix(path)
+        if name in claimed:
+            print(f"coopseg segment: error: {path}: its output {name}.nii.gz would overwrite that of "
+                  f"{claimed[name]}; rename one of them", file=sys.stderr)
+            failures += 1
+            continue
+        claimed[name] = path
+        try:
+            written = segment_file(segmenter, path, output_dir, stage=args.stage, probabilities=args.probabilities,
+                                   entropy=args.entropy, largest_component=args.largest_component)
+        except CoopSegError as error:
+            message = " ".join(str(error).split())  # one line, whatever the underlying library wrote
+            message = message if message.startswith(str(path)) else f"{path}: {message}"
+            print(f"coopseg segment: error: {message}", file=sys.stderr)
+            failures += 1
+            continue
+        for output in written:
+            print(output, flush=True)
+    return EXIT_SOME_FAILED if failures else 0

@@ -1,0 +1,75 @@
+"""3D Dice and 95th-percentile Hausdorff distance per structure, with MONAI's metrics (imported lazily).
+
+Empty structures, decided here rather than left to MONAI's NaN-with-a-warning:
+  - reference and prediction both empty: Dice and HD95 NaN (nothing to score; left out of averages, as training's
+    validation does);
+  - exactly one of them empty: Dice 0, HD95 infinite (nothing to measure a distance to).
+ACDC and M&Ms reference maps hold every structure in every frame, so these cases only arise from failed predictions
+or unusual data; report tables count the infinite HD95 values instead of averaging them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Dict, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from CoopSegLib import LABEL_NAMES
+from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURES
+from CoopSegLib.errors import CoopSegError
+
+STRUCTURE_KEYS = {LV_CAVITY: "LV", LV_MYOCARDIUM: "MYO", RV_CAVITY: "RV"}  # short names, as in the paper
+
+
+class OverlapScores(NamedTuple):
+    dice: float
+    hd95: float  # mm
+
+
+def _one_hot(labels: np.ndarray, structures: Sequence[int]) -> torch.Tensor:
+    """(1, K, *shape) binary maps of ``structures``, MONAI's layout."""
+    labels = torch.as_tensor(np.ascontiguousarray(labels))
+    return torch.stack([labels == code for code in structures])[None]
+
+
+def overlap_scores(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float],
+                   structures: Sequence[int] = STRUCTURES) -> Dict[int, OverlapScores]:
+    """Dice and HD95 (mm, at the voxel ``spacing``) of each structure between two label maps on one grid."""
+    from monai.metrics import compute_dice, compute_hausdorff_distance
+
+    prediction, reference = np.asarray(prediction), np.asarray(reference)
+    if prediction.shape != reference.shape:
+        raise CoopSegError(f"prediction of shape {prediction.shape} and reference of shape {reference.shape} "
+                           "are not on the same grid")
+    if len(spacing) != prediction.ndim:
+        raise CoopSegError(f"expected {prediction.ndim} voxel spacings, got {len(spacing)}")
+    predicted, expected = _one_hot(prediction, structures), _one_hot(reference, structures)
+    # ignore_empty=False: reference empty but prediction not -> 0 (both empty is set to NaN below).
+    dice = compute_dice(predicted, expected, include_background=True, ignore_empty=False)[0].tolist()
+    present_p = predicted.flatten(2).any(-1)[0].tolist()
+    present_r = expected.flatten(2).any(-1)[0].tolist()
+    both = [k for k in range(len(structures)) if present_p[k] and present_r[k]]
+    hd95 = {}
+    if both:
+        with warnings.catch_warnings():  # MONAI's own deprecation notices about its internals
+            warnings.simplefilter("ignore", FutureWarning)
+            distances = compute_hausdorff_distance(predicted[:, both], expected[:, both], include_background=True,
+                                                   percentile=95, spacing=[float(s) for s in spacing])
+        hd95 = dict(zip(both, distances[0].tolist()))
+    scores = {}
+    for k, code in enumerate(structures):
+        if present_p[k] and present_r[k]:
+            scores[code] = OverlapScores(float(dice[k]), float(hd95[k]))
+        elif present_p[k] or present_r[k]:
+            scores[code] = OverlapScores(0.0, math.inf)
+        else:
+            scores[code] = OverlapScores(math.nan, math.nan)
+    return scores
+
+
+def structure_name(code: int) -> str:
+    """'LV', 'MYO' or 'RV' (the paper's names), else the label's full name."""
+    return STRUCTURE_KEYS.get(code, LABEL_NAMES.get(code, str(code)))

@@ -1,0 +1,108 @@
+"""Evaluation results: one row per case, stage and structure; a CSV of them and Markdown tables like Table 1.
+
+Averages: a set's score is the mean Dice over its cases and the three structures (the paper's "average Dice");
+AVG is the mean of the set scores. NaN scores (a structure absent from prediction and reference alike) are left out;
+HD95 means leave out infinite values (a structure missing from only one side) and say how many there were.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Dict, Iterable, List, Sequence, Union
+
+from CoopSegLib.atomic import write_atomically
+from CoopSegLib.evaluation.metrics import STRUCTURES, structure_name
+from CoopSegLib.evaluation.test_sets import TEST_SETS
+
+PathLike = Union[str, Path]
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    set: str
+    case: str
+    stage: str  # "FTN", "FTN+STN", or "prediction" for label maps read from files
+    structure: str  # "LV", "MYO", "RV"
+    dice: float
+    hd95: float  # mm; inf when the structure is missing from one side
+
+
+CSV_FIELDS = tuple(field.name for field in fields(ScoreRow))
+
+
+def write_text_atomically(path: PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` (creating its folder) all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, lambda temporary: Path(temporary).write_text(text, newline=""))
+
+
+def rows_to_csv(rows: Iterable[ScoreRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for row in rows:
+        writer.writerow([f"{value:.6g}" if isinstance(value, float) else value for value in astuple(row)])
+    return buffer.getvalue()
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Mean of the values that are not NaN (a structure absent from both prediction and reference)."""
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _ordered(names: Iterable[str], order: Sequence[str]) -> List[str]:
+    names = list(dict.fromkeys(names))
+    return sorted(names, key=lambda name: (order.index(name) if name in order else len(order), names.index(name)))
+
+
+def _dice(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
+def _hd95(values: Sequence[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    text = f"{_mean(finite):.2f}" if finite else "n/a"
+    missing = sum(1 for v in values if math.isinf(v))
+    return text + (f" ({missing} inf)" if missing else "")
+
+
+def set_title(name: str) -> str:
+    return TEST_SETS.get(name, name)
+
+
+def markdown_report(rows: Sequence[ScoreRow]) -> str:
+    """Table 1's shape (mean Dice per test set and stage, and their average) and a per-structure table."""
+    sets = _ordered((row.set for row in rows), list(TEST_SETS))
+    stages = _ordered((row.stage for row in rows), ["FTN", "FTN+STN"])
+    structures = [structure_name(code) for code in STRUCTURES]
+    grouped: Dict[tuple, List[ScoreRow]] = {}
+    for row in rows:
+        grouped.setdefault((row.set, row.stage), []).append(row)
+    lines = ["Mean Dice over cases and structures (LV, MYO, RV), as in Table 1 of Chen et al. (MICCAI 2021)", "",
+             "| stage | " + " | ".join(set_title(s) for s in sets) + " | AVG |",
+             "| --- |" + " ---: |" * (len(sets) + 1)]
+    for stage in stages:
+        scores = [_mean([r.dice for r in grouped.get((s, stage), [])]) for s in sets]
+        present = [score for score in scores if not math.isnan(score)]
+        lines.append(f"| {stage} | " + " | ".join(_dice(score) for score in scores) + f" | {_dice(_mean(present))} |")
+    lines += ["", "Per structure: mean Dice and mean HD95 (mm)", "",
+              "| set | stage | cases | " + " | ".join(f"{s} Dice" for s in structures) + " | "
+              + " | ".join(f"{s} HD95" for s in structures) + " |",
+              "| --- | --- |" + " ---: |" * (1 + 2 * len(structures))]
+    for s in sets:
+        for stage in stages:
+            group = grouped.get((s, stage), [])
+            if not group:
+                continue
+            by_structure = {name: [r for r in group if r.structure == name] for name in structures}
+            cases = len({r.case for r in group})
+            lines.append(f"| {set_title(s)} | {stage} | {cases} | "
+                         + " | ".join(_dice(_mean([r.dice for r in by_structure[n]])) for n in structures) + " | "
+                         + " | ".join(_hd95([r.hd95 for r in by_structure[n]]) for n in structures) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,106 @@
+"""Running evaluations: a model over test sets, or label maps in one folder against references in another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Union
+
+import numpy as np
+
+from CoopSegLib.data.geometry import Volume
+from CoopSegLib.errors import CoopSegError
+from CoopSegLib.evaluation.metrics import overlap_scores, structure_name
+from CoopSegLib.evaluation.report import ScoreRow
+from CoopSegLib.evaluation.test_sets import EvaluationCase
+
+if TYPE_CHECKING:  # the segmenter needs the networks; folder evaluation does not
+    from CoopSegLib.inference import Segmenter
+
+PathLike = Union[str, Path]
+STAGE_NAMES = {"initial": "FTN", "refined": "FTN+STN"}
+OUTPUT_SUFFIXES = ("_probabilities", "_entropy")  # extra files `coopseg segment` writes beside the label maps
+
+
+def score_rows(set_name: str, case: str, stage: str, prediction: np.ndarray, reference: Volume) -> List[ScoreRow]:
+    """Rows for one label map against its reference (Dice and HD95 per structure, at the reference's spacing)."""
+    scores = overlap_scores(prediction, reference.array, reference.spacing)
+    return [ScoreRow(set_name, case, stage, structure_name(code), s.dice, s.hd95) for code, s in scores.items()]
+
+
+def evaluate_model(segmenter: "Segmenter", cases: Iterable[EvaluationCase],
+                   report: Optional[Callable[[EvaluationCase], None]] = None) -> List[ScoreRow]:
+    """FTN and FTN+STN scores of every case (one segmentation pass gives both)."""
+    rows: List[ScoreRow] = []
+    for case in cases:
+        if report is not None:
+            report(case)
+        result = segmenter.segment(case.image.array, case.image.affine, stage="stn")
+        for attribute, stage in STAGE_NAMES.items():
+            rows += score_rows(case.set, case.key, stage, getattr(result, attribute), case.label)
+    return rows
+
+
+def _label_files(folder: Path, recursive: bool) -> Dict[str, Path]:
+    """Image files under ``folder`` by name without extension."""
+    from CoopSegLib.data.images import IMAGE_SUFFIXES
+    from CoopSegLib.data.nifti import strip_nifti_suffix
+
+    if not folder.is_dir():
+        raise CoopSegError(f"{folder}: folder not found")
+    found: Dict[str, Path] = {}
+    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+        if path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES) and not path.name.startswith("."):
+            stem = strip_nifti_suffix(path)
+            if stem in found:
+                raise CoopSegError(f"{path}: name clashes with {found[stem]}; keep one file per case name")
+            found[stem] = path
+    return found
+
+
+def match_references(predictions: Path, references: Path) -> Dict[Path, Path]:
+    """Pair each label map in ``predictions`` with ``<name>_gt`` or else ``<name>`` anywhere under ``references``.
+
+    ``_gt`` comes first because ACDC keeps each image (``<name>.nii.gz``) beside its reference.
+    """
+    predicted = {stem: path for stem, path in _label_files(predictions, recursive=False).items()
+                 if not stem.endswith(OUTPUT_SUFFIXES)}
+    if not predicted:
+        raise CoopSegError(f"{predictions}: no label maps (.nii, .nii.gz, .nrrd, .nhdr) found")
+    available = _label_files(references, recursive=True)
+    pairs = {}
+    for stem, path in predicted.items():
+        reference = available.get(f"{stem}_gt") or available.get(stem)
+        if reference is None:
+            raise CoopSegError(f"{path}: no reference {stem}_gt.nii.gz or {stem}.nii.gz under {references}")
+        pairs[path] = reference
+    return pairs
+
+
+def read_label_volume(path: Path, codes: Mapping[int, int]) -> Volume:
+    """A 3D label map from a file, remapped to canonical codes (unknown values are an error naming the file)."""
+    from CoopSegLib.data.images import read_image
+    from CoopSegLib.data.labels import remap_labels
+
+    image = read_image(path)
+    if image.array.ndim != 3:
+        raise CoopSegError(f"{path}: expected a 3D label map, got shape {image.array.shape}")
+    return Volume(remap_labels(image.array, codes, str(path)), image.affine)
+
+
+def evaluate_folders(predictions: PathLike, references: PathLike, reference_codes: Mapping[int, int],
+                     set_name: Optional[str] = None) -> List[ScoreRow]:
+    """Scores of the label maps in ``predictions`` (canonical codes) against their references."""
+    from CoopSegLib.data.labels import IDENTITY
+    from CoopSegLib.data.nifti import strip_nifti_suffix
+
+    predictions, references = Path(predictions), Path(references)
+    set_name = set_name or predictions.resolve().name
+    rows: List[ScoreRow] = []
+    for prediction_path, reference_path in match_references(predictions, references).items():
+        prediction = read_label_volume(prediction_path, IDENTITY)
+        reference = read_label_volume(reference_path, reference_codes)
+        if prediction.shape != reference.shape or not np.allclose(prediction.affine, reference.affine, atol=1e-2):
+            raise CoopSegError(f"{prediction_path}: not on the grid of its reference {reference_path} "
+                               f"(shapes {prediction.shape} and {reference.shape}, or different affines)")
+        rows += score_rows(set_name, strip_nifti_suffix(prediction_path), "prediction", prediction.array, reference)
+    return rows

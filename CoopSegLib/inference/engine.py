@@ -1,0 +1,235 @@
+"""The segmenter: an image (array + affine) in, label maps on the image's own grid out.
+
+    segmenter = Segmenter("model.coopseg", device="auto")
+    result = segmenter.segment(array, affine)            # 2D slice, 3D volume or 4D cine (X, Y, Z, T)
+    result.initial, result.refined                       # uint8 label maps (FTN, FTN+STN), the array's shape
+
+Each frame is prepared exactly as at training time (``prepare_image``: percentile clip and min-max on the whole
+volume, resampling to the bundle's spacing and size; then min-max per slice, as ``SliceDataset`` does). All slices
+of all frames go through the networks in batches of at most ``max_slices``; the STN refines the FTN logits of the
+same pass (one refinement, no second FTN run), and the image decoder is skipped (segmentation does not need it).
+Results are mapped back with the frame's ``SliceMapping``: labels by nearest neighbour, probabilities linearly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from CoopSegLib.bundle import Bundle, BundleError, load_bundle
+from CoopSegLib.cooperative.trainer import resolve_device, uses_bf16
+from CoopSegLib.data.geometry import SliceMapping
+from CoopSegLib.data.normalisation import minmax_per_slice
+from CoopSegLib.data.preprocess import prepare_image
+from CoopSegLib.errors import CoopSegError
+from CoopSegLib.inference.components import keep_largest_components
+from CoopSegLib.inference.inputs import ImageInput, check_image
+from CoopSegLib.inference.monitor import Monitor, ProgressCallback
+from CoopSegLib.networks import size_divisor, soften
+from CoopSegLib.weights import default_bundle
+
+STAGES = ("ftn", "stn")  # output of the fast-thinking network alone, or refined by the slow-thinking network
+DEFAULT_MAX_SLICES = 32  # slices per forward pass: bounds activation memory (~25 MB per 192x192 slice in fp32)
+
+
+@dataclass
+class Segmentation:
+    """Label maps (uint8, canonical codes, the input array's shape) and optional per-voxel maps.
+
+    ``probabilities`` (float32, classes first: (C, *shape)) and ``entropy`` (float32, *shape, in [0, 1]: Shannon
+    entropy over the classes divided by log C) belong to ``stage``'s output.
+    """
+
+    initial: np.ndarray  # FTN
+    refined: Optional[np.ndarray]  # FTN+STN; None when stage == "ftn"
+    stage: str
+    probabilities: Optional[np.ndarray] = None
+    entropy: Optional[np.ndarray] = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The output of the requested stage."""
+        return self.refined if self.stage == "stn" else self.initial
+
+
+@dataclass
+class PreparedImage:
+    """Model-ready slices of every frame (concatenated) and how each frame maps back."""
+
+    image: ImageInput
+    slices: np.ndarray  # (sum of S_t, size, size) float32 in [0, 1]
+    mappings: List[SliceMapping]
+    starts: List[int]  # first slice of each frame in ``slices``
+
+    def frame_slices(self, frame: int) -> slice:
+        return slice(self.starts[frame], self.starts[frame] + self.mappings[frame].num_slices)
+
+
+def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
+    """Shannon entropy over axis 0 divided by log(C): 0 for a certain voxel, 1 for a uniform one."""
+    p = np.clip(probabilities, 1e-12, 1.0)
+    return (-(p * np.log(p)).sum(axis=0) / math.log(probabilities.shape[0])).astype(np.float32)
+
+
+def _bundle_grid(bundle: Bundle) -> Tuple[float, int]:
+    """(spacing mm, size px) the bundle was trained at, checked against its networks."""
+    preprocessing = bundle.metadata.get("preprocessing", {})
+    try:
+        spacing, size = float(preprocessing["spacing_mm"]), int(preprocessing["size"])
+    except (KeyError, TypeError, ValueError):
+        raise BundleError(f"{bundle.path}: metadata 'preprocessing' needs numeric 'spacing_mm' and 'size', "
+                          f"got {preprocessing!r}") from None
+    divisor = size_divisor(bundle.model.config.widths)
+    if not (spacing > 0 and math.isfinite(spacing)) or size <= 0 or size % divisor:
+        raise BundleError(f"{bundle.path}: preprocessing spacing {spacing} mm / size {size} px is unusable "
+                          f"(size must be a positive multiple of {divisor} for these networks)")
+    if bundle.model.config.in_channels != 1:
+        raise BundleError(f"{bundle.path}: the networks expect {bundle.model.config.in_channels} input channels; "
+                          "CoopSeg segments single-channel MR")
+    return spacing, size
+
+
+class Segmenter:
+    """A loaded model bundle, ready to segment images in memory.
+
+    ``bundle``: a loaded ``Bundle``, a bundle folder, or None for the shipped default. ``device``: "auto" (CUDA when
+    available), "cpu" or "cuda[:N]". ``precision``: "auto" uses bf16 autocast on GPUs with bf16 and on CPUs with
+    native bf16 (as training does), "fp32" or "bf16" force it. ``max_slices`` bounds the slices per forward pass.
+    ``channels_last`` (default on) sets the networks' memory format.
+    """
+
+    def __init__(self, bundle: Union[Bundle, str, "os.PathLike[str]", None] = None, device: str = "auto",
+                 precision: str = "auto", max_slices: int = DEFAULT_MAX_SLICES,
+                 channels_last: Optional[bool] = None) -> None:
+        if max_slices < 1:
+            raise CoopSegError(f"max_slices must be at least 1, got {max_slices}")
+        try:
+            self.device = resolve_device(device)
+            self.bf16 = uses_bf16(precision, self.device)
+        except (RuntimeError, ValueError) as error:
+            raise CoopSegError(str(error)) from None
+        if not isinstance(bundle, Bundle):
+            bundle = load_bundle(bundle if bundle is not None else default_bundle(), self.device)
+        self.bundle = bundle
+        self.spacing, self.size = _bundle_grid(bundle)
+        self.model = bundle.model.to(self.device).eval()
+        # channels_last suits cuDNN and oneDNN; for inference it pays off on CPUs in fp32 too (bench/inference.py:
+        # 0.46 s instead of 0.65 s per ACDC volume on 2 cores), unlike training's backward pass.
+        self.channels_last = True if channels_last is None else bool(channels_last)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.max_slices = int(max_slices)
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.config.num_classes
+
+    # --- steps ------------------------------------------------------------------------------------------------
+    def prepare(self, array: np.ndarray, affine: np.ndarray, monitor: Optional[Monitor] = None) -> PreparedImage:
+        """Check the image and turn every frame into model slices, exactly as at training time."""
+        image = check_image(array, affine)
+        monitor = monitor or Monitor()
+        slices, mappings, starts, count = [], [], [], 0
+        for index, frame in enumerate(image.frames):
+            monitor.report(0.1 * index / len(image.frames), f"preparing frame {index + 1} of {len(image.frames)}")
+            frame_slices, mapping = prepare_image(frame, self.spacing, self.size)
+            slices.append(frame_slices)
+            mappings.append(mapping)
+            starts.append(count)
+            count += mapping.num_slices
+        stacked = np.concatenate(slices) if len(slices) > 1 else slices[0]
+        # Training slices are min-maxed per slice after the volume-wise normalisation (SliceDataset); do the same.
+        stacked = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(stacked))).numpy()
+        return PreparedImage(image, stacked, mappings, starts)
+
+    def autocast(self) -> Any:
+        """The numeric context of every forward pass: bf16 autocast when chosen, else nothing."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def to_model(self, slices: np.ndarray) -> torch.Tensor:
+        """Slices (S, H, W) -> a network input batch (S, 1, H, W) on the device, in the model's memory format."""
+        batch = torch.from_numpy(np.ascontiguousarray(slices))[:, None].to(self.device)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def logits(self, slices: np.ndarray, stage: str = "stn") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """FTN logits and (for stage "stn") their STN refinement, float32 on the device, for one batch."""
+        ftn, stn = self.model.ftn, self.model.stn
+        with torch.inference_mode(), self.autocast():
+            _, z_s = ftn.codes(self.to_model(slices))
+            initial = ftn.segment(z_s)
+            refined = stn(soften(initial.float(), self.model.config.temperature)) if stage == "stn" else None
+        return initial.float(), (refined.float() if refined is not None else None)
+
+    # --- the whole job ----------------------------------------------------------------------------------------
+    def segment(self, array: np.ndarray, affine: np.ndarray, stage: str = "stn", probabilities: bool = False,
+                entropy: bool = False, largest_component: bool = False,
+                progress: Optional[ProgressCallback] = None, cancel: Any = None) -> Segmentation:
+        """Segment a 2D slice, 3D volume or 4D cine given as an array and its 4x4 voxel-to-world (RAS) affine.
+
+        ``stage``: "stn" (default) returns FTN and FTN+STN labels, "ftn" the FTN's alone (faster). ``probabilities``
+        / ``entropy`` add those maps for the stage's output. ``largest_component`` keeps each structure's largest
+        face-connected 3D component per frame (the rest becomes background; probabilities are left as they are).
+        ``progress(fraction, message)`` and ``cancel`` (callable or threading.Event): see ``monitor``; a
+        cancellation raises ``Cancelled`` and returns nothing.
+        """
+        if stage not in STAGES:
+            raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+        monitor = Monitor(progress, cancel)
+        prepared = self.prepare(array, affine, monitor)
+        total = len(prepared.slices)
+        keep_probabilities = probabilities or entropy
+        initial_labels = np.empty((total, self.size, self.size), dtype=np.uint8)
+        refined_labels = np.empty_like(initial_labels) if stage == "stn" else None
+        stage_probabilities = (np.empty((total, self.num_classes, self.size, self.size), dtype=np.float32)
+                               if keep_probabilities else None)
+        for start in range(0, total, self.max_slices):
+            monitor.report(0.1 + 0.8 * start / total, f"segmenting slices {start + 1}-"
+                           f"{min(total, start + self.max_slices)} of {total}")
+            stop = min(total, start + self.max_slices)
+            initial, refined = self.logits(prepared.slices[start:stop], stage)
+            initial_labels[start:stop] = initial.argmax(1).to("cpu", torch.uint8).numpy()
+            if refined is not None:
+                refined_labels[start:stop] = refined.argmax(1).to("cpu", torch.uint8).numpy()
+            if stage_probabilities is not None:
+                output = refined if refined is not None else initial
+                stage_probabilities[start:stop] = output.softmax(1).cpu().numpy()
+        monitor.report(0.9, "mapping back onto the image grid")
+        result = self._to_input_grid(prepared, initial_labels, refined_labels, stage_probabilities, largest_component,
+                                     monitor)
+        if stage_probabilities is not None:
+            result.entropy = normalised_entropy(result.probabilities) if entropy else None
+            if not probabilities:
+                result.probabilities = None
+        monitor.report(1.0, "done")
+        return result
+
+    def _to_input_grid(self, prepared: PreparedImage, initial: np.ndarray, refined: Optional[np.ndarray],
+                       probabilities: Optional[np.ndarray], largest_component: bool,
+                       monitor: Monitor) -> Segmentation:
+        image = prepared.image
+        maps: dict = {"initial": [], "refined": [], "probabilities": []}
+        for frame, mapping in enumerate(prepared.mappings):
+            monitor.check()
+            part = prepared.frame_slices(frame)
+            for name, slices in (("initial", initial), ("refined", refined)):
+                if slices is not None:
+                    labels = mapping.to_input_grid(slices[part])
+                    maps[name].append(keep_largest_components(labels) if largest_component else labels)
+            if probabilities is not None:
+                maps["probabilities"].append(mapping.probabilities_to_input_grid(probabilities[part]))
+        return Segmentation(
+            initial=image.restore(maps["initial"]),
+            refined=image.restore(maps["refined"]) if refined is not None else None,
+            stage="stn" if refined is not None else "ftn",
+            probabilities=np.ascontiguousarray(image.restore(maps["probabilities"], leading=1))
+            if probabilities is not None else None,
+        )
+

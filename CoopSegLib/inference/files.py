@@ -1,0 +1,88 @@
+"""Segmenting image files: read NIfTI or NRRD, segment, write NIfTI outputs on the input's exact grid.
+
+Outputs for ``INPUT`` (name without its extension ``NAME``) in the output folder:
+
+    NAME.nii.gz                 uint8 label map (0 background, 1 LV cavity, 2 LV myocardium, 3 RV cavity)
+    NAME_probabilities.nii.gz   float32 per-class probabilities, classes on a trailing axis: (X, Y, Z, 4) for a
+                                volume, (X, Y, Z, T, 4) for a cine (with ``probabilities=True``)
+    NAME_entropy.nii.gz         float32 normalised entropy in [0, 1], the input's shape (with ``entropy=True``)
+
+A NIfTI input's header (sform and qform) is copied exactly; a NRRD input gets a NIfTI whose sform and qform hold
+its RAS affine. Every file is written through a temporary file and a rename, and if any output of an input fails,
+those already written for it are removed: an input gives all its outputs or none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional, Union
+
+import numpy as np
+
+from CoopSegLib.errors import CoopSegError
+from CoopSegLib.inference.engine import Segmentation, Segmenter
+from CoopSegLib.inference.monitor import ProgressCallback
+
+PathLike = Union[str, Path]
+PROBABILITIES_SUFFIX = "_probabilities"
+ENTROPY_SUFFIX = "_entropy"
+
+
+def output_paths(input_path: PathLike, output_dir: PathLike, probabilities: bool = False,
+                 entropy: bool = False) -> List[Path]:
+    """The files ``segment_file`` writes for ``input_path``, label map first."""
+    from CoopSegLib.data.nifti import strip_nifti_suffix
+
+    stem, folder = strip_nifti_suffix(input_path), Path(output_dir)
+    paths = [folder / f"{stem}.nii.gz"]
+    if probabilities:
+        paths.append(folder / f"{stem}{PROBABILITIES_SUFFIX}.nii.gz")
+    if entropy:
+        paths.append(folder / f"{stem}{ENTROPY_SUFFIX}.nii.gz")
+    return paths
+
+
+def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, paths: List[Path]) -> List[Path]:
+    """Write the label map (and probabilities / entropy when present) to ``paths``; all or nothing."""
+    from CoopSegLib.data.nifti import write_like, write_nifti
+
+    arrays = [(result.labels, np.uint8)]
+    if result.probabilities is not None:
+        arrays.append((np.moveaxis(result.probabilities, 0, -1), np.float32))  # classes last, as NIfTI vectors
+    if result.entropy is not None:
+        arrays.append((result.entropy, np.float32))
+    written: List[Path] = []
+    try:
+        for (array, dtype), path in zip(arrays, paths):
+            if reference is not None:
+                written.append(write_like(array, reference, path, dtype))
+            else:
+                written.append(write_nifti(array, affine, path, dtype))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def segment_file(segmenter: Segmenter, input_path: PathLike, output_dir: PathLike, stage: str = "stn",
+                 probabilities: bool = False, entropy: bool = False, largest_component: bool = False,
+                 progress: Optional[ProgressCallback] = None, cancel: Any = None) -> List[Path]:
+    """Segment one image file into ``output_dir``; returns the files written (see the module docstring).
+
+    Problems with the input raise a CoopSegError whose message starts with the file's path.
+    """
+    from CoopSegLib.data.images import read_image
+
+    input_path = Path(input_path)
+    image = read_image(input_path)
+    try:
+        result = segmenter.segment(image.array, image.affine, stage=stage, probabilities=probabilities,
+                                   entropy=entropy, largest_component=largest_component, progress=progress,
+                                   cancel=cancel)
+    except CoopSegError as error:
+        if str(error).startswith(str(input_path)):
+            raise
+        raise type(error)(f"{input_path}: {error}") from None
+    paths = output_paths(input_path, output_dir, probabilities, entropy)
+    return write_outputs(result, image.nifti, image.affine, paths)

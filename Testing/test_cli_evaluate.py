@@ -1,0 +1,94 @@
+"""`coopseg evaluate`: label-map folders against references, and a model on test sets built from real ACDC."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from CoopSegLib.cli import main
+from CoopSegLib.data.corruption import corrupt_files
+from CoopSegLib.data.nifti import load_nifti, write_nifti
+from CoopSegLib.evaluation import build_test_sets
+from data_helpers import ACDC_ROOT
+from inference_helpers import save_trained_bundle
+
+needs_acdc = pytest.mark.skipif(not ACDC_ROOT.is_dir(), reason=f"real ACDC data not found at {ACDC_ROOT}")
+TO_ACDC = np.array([0, 3, 2, 1], np.uint8)  # canonical -> ACDC codes on disk
+
+
+def read_rows(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_folders_of_label_maps_against_acdc_coded_references(tmp_path, capsys):
+    affine = np.diag([-1.5, -1.5, 10.0, 1.0])
+    reference = np.zeros((10, 10, 3), np.uint8)
+    reference[2:6, 2:6, 1] = 1  # 16 LV voxels
+    reference[6:8, 2:6, 1] = 2  # 8 MYO voxels
+    reference[2:4, 7:9, 2] = 3  # 4 RV voxels
+    prediction = reference.copy()
+    prediction[2:4, 2:6, 1] = 0  # 8 LV voxels missed: Dice 2*8 / (8 + 16)
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref" / "patient001").mkdir(parents=True)
+    write_nifti(prediction, affine, tmp_path / "pred" / "patient001_frame01.nii.gz")
+    write_nifti(np.zeros((10, 10, 3), np.float32), affine, tmp_path / "pred" / "patient001_frame01_entropy.nii.gz")
+    write_nifti(TO_ACDC[reference], affine, tmp_path / "ref" / "patient001" / "patient001_frame01_gt.nii.gz")
+    # ACDC keeps the image beside its _gt: the _gt file is the reference.
+    image = tmp_path / "ref" / "patient001" / "patient001_frame01.nii.gz"
+    write_nifti(np.full((10, 10, 3), 500, np.int16), affine, image)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"), "--ref-codes", "acdc",
+                 "--output-dir", str(out)]) == 0
+    rows = {row["structure"]: row for row in read_rows(out / "evaluation.csv")}
+    assert set(rows) == {"LV", "MYO", "RV"}  # the entropy file beside the label map is not a prediction
+    assert float(rows["LV"]["dice"]) == pytest.approx(2 * 8 / 24) and float(rows["MYO"]["dice"]) == 1.0
+    assert float(rows["RV"]["hd95"]) == 0.0 and rows["LV"]["case"] == "patient001_frame01"
+    table = (out / "evaluation.md").read_text()
+    assert table in capsys.readouterr().out and "| prediction |" in table
+
+
+def test_missing_references_and_mixed_modes_are_errors(tmp_path, capsys):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref").mkdir()
+    write_nifti(np.zeros((4, 4, 2), np.uint8), np.eye(4), tmp_path / "pred" / "case7.nii.gz")
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref")]) == 2
+    err = capsys.readouterr().err
+    assert "case7.nii.gz: no reference case7_gt.nii.gz or case7.nii.gz" in err
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--data", str(tmp_path)]) == 2
+    assert "either --pred DIR --ref DIR, or --data DIR" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tmp_path), "--sets", "clean,fog"]) == 2
+    assert "unknown test set(s) fog" in capsys.readouterr().err
+
+
+@needs_acdc
+def test_corrupted_sets_are_the_files_coopseg_corrupt_writes(tmp_path):
+    (case,) = build_test_sets(ACDC_ROOT, ["spike"], ["patient003"], copies=1, seed=4)
+    es = ACDC_ROOT / "patient003" / "patient003_frame15.nii.gz"
+    assert case.key == "patient003_ES_spike_1"
+    (written,) = corrupt_files([es], tmp_path, "spike", copies=1, seed=4)
+    np.testing.assert_array_equal(case.image.array, load_nifti(written)[0])
+    assert case.label.array.max() == 3
+
+
+@needs_acdc
+def test_a_model_on_acdc_test_sets_gives_table_1(tmp_path, capsys):
+    bundle = save_trained_bundle(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "patient061").symlink_to(ACDC_ROOT / "patient061")  # stands in for another site's folder
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(bundle), "--data", str(ACDC_ROOT), "--subjects", "patient001,patient042",
+                 "--sets", "clean,site,spike", "--site", str(site), "--copies", "1", "--device", "cpu",
+                 "--output-dir", str(out)]) == 0
+    rows = read_rows(out / "evaluation.csv")
+    # clean: 2 subjects x (ED, ES); site: 1 x (ED, ES); spike: 2 ES copies; each x 2 stages x 3 structures
+    assert len(rows) == (4 + 2 + 2) * 2 * 3
+    assert {row["stage"] for row in rows} == {"FTN", "FTN+STN"}
+    assert {row["set"] for row in rows} == {"clean", "site", "spike"}
+    assert {row["case"] for row in rows if row["set"] == "spike"} == {"patient001_ES_spike_1", "patient042_ES_spike_1"}
+    assert all(0.0 <= float(row["dice"]) <= 1.0 for row in rows)
+    table = (out / "evaluation.md").read_text()
+    assert "| stage | clean | other site | RandSpike | AVG |" in table
+    assert "\n| FTN |" in table and "\n| FTN+STN |" in table
+    assert "clean: patient001_ED" in capsys.readouterr().err
