@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from CoopSegLib.bundle import load_bundle
 from CoopSegLib.data import phantom_cases, prepare_case
+from CoopSegLib.inference import Segmenter
 from CoopSegLib.training.loop import run_training
 from CoopSegLib.training.settings import TrainingSettings
 from CoopSegLib.training.validation import validate
@@ -179,6 +181,14 @@ def test_bundle_from_training_predicts_as_the_trainer_validated(tmp_path):
             return bundle.model.predict(images)
 
     assert validate(BundleTrainer, volumes).row() == pytest.approx(outcome.best.row(), abs=1e-3, nan_ok=True)
+
+    # The inference engine takes the bundle as it is: its grid, its networks, any input geometry.
+    segmenter = Segmenter(outcome.bundle, device="cpu", precision="fp32")
+    assert (segmenter.spacing, segmenter.size) == (pytest.approx(settings.data.spacing_mm), settings.data.size)
+    case = next(case for case in phantom_cases(3, seed=0) if case.subject in held_out)
+    result = segmenter.segment(case.image.array, case.image.affine)
+    assert result.refined.shape == result.initial.shape == case.image.shape
+    assert result.refined.dtype == np.uint8 and set(np.unique(result.refined)) <= {0, 1, 2, 3}
 
 
 def test_bad_data_folder_stops_before_training_with_one_line(tmp_path):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import numpy as np
 import torch
 
+from CoopSegLib.atomic import write_atomically
 from CoopSegLib.errors import CoopSegError
 
 PathLike = Union[str, os.PathLike]
@@ -25,16 +25,7 @@ def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` through a temporary file in the same folder and a rename: never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(handle)
-    try:
-        torch.save(state, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    return write_atomically(path, lambda temporary: torch.save(state, temporary))
 
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
+from CoopSegLib.atomic import write_atomically
 from CoopSegLib.training.validation import STAGES
 
 if TYPE_CHECKING:
@@ -60,5 +61,4 @@ Validation subjects: {', '.join(data.split.validation) or 'none'}
 
 Logs: `losses.csv`, `validation.csv`, and `tensorboard --logdir {outcome.run_dir / 'tensorboard'}`.
 """
-    path.write_text(text)
-    return path
+    return write_atomically(path, lambda temporary: Path(temporary).write_text(text))

@@ -16,6 +16,7 @@ import torch
 
 from CoopSegLib import LABEL_NAMES
 from CoopSegLib.cooperative.trainer import CooperativeTrainer
+from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.data.preprocess import PreparedVolume
 
 STAGES = ("ftn", "stn")  # FTN alone; FTN then STN refinement
@@ -69,7 +70,8 @@ def dice_per_structure(prediction: torch.Tensor, truth: torch.Tensor, num_classe
 
 def predict_volume(trainer: CooperativeTrainer, image: np.ndarray, chunk: int = 32) -> Dict[str, torch.Tensor]:
     """FTN and FTN+STN label maps (S, H, W) for model slices (S, H, W), ``chunk`` slices per forward pass."""
-    slices = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[:, None]
+    # Each slice min-maxed on its own, as the training slices (and inference) are.
+    slices = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))[:, None]
     labels: Dict[str, List[torch.Tensor]] = {stage: [] for stage in STAGES}
     for start in range(0, len(slices), chunk):
         prediction = trainer.predict(slices[start:start + chunk])
