@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -29,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
+from machine import machine_fields  # noqa: E402  (bench/machine.py)
 from CoopSegLib.bundle import save_bundle  # noqa: E402
 from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel  # noqa: E402
 from CoopSegLib.data.geometry import MODEL_SIZE, MODEL_SPACING  # noqa: E402
@@ -114,19 +113,15 @@ def main() -> None:
         "network_s": round(network_s, 4),
         "write_s": round(statistics.median(steps["write"]), 4),
         "load_model_s": round(load_s, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "input": args.input.name,
         "shape": list(shape),
         "slices": int(prepared.slices.shape[0]),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{os.cpu_count()} CPU cores",
-        "threads": torch.get_num_threads(),
+        **machine_fields(device),
         "precision": "bf16" if segmenter.bf16 else "fp32",
         "channels_last": segmenter.channels_last,
         "stage": args.stage,
         "random_weights": args.model is None,
         "repeats": args.repeats,
-        "torch": torch.__version__,
         "numpy": np.__version__,
     }
     print(json.dumps(result))

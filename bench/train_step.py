@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import resource
 import statistics
 import sys
 import time
@@ -24,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from machine import machine_fields  # noqa: E402  (bench/machine.py)
 from CoopSegLib.cooperative import VARIANTS, CooperativeConfig, CooperativeTrainer  # noqa: E402
 
 
@@ -83,10 +82,7 @@ def main() -> None:
         "median_s": round(median, 4),
         "steps_per_s": round(1.0 / median, 3),
         "samples_per_s": round(args.batch / median, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{os.cpu_count()} CPU cores",
-        "threads": torch.get_num_threads(),
+        **machine_fields(device),
         "precision": "bf16" if trainer.bf16 else "fp32",
         "channels_last": trainer.channels_last,
         "compile": args.compile,
@@ -95,7 +91,6 @@ def main() -> None:
         "batch": args.batch,
         "size": args.size,
         "steps": args.steps,
-        "torch": torch.__version__,
     }
     if device.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
