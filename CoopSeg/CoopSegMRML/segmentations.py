@@ -3,7 +3,7 @@ own grid (reference geometry = the input volume), placed beside the input in the
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import slicer
@@ -74,18 +74,30 @@ def segmentation_from_labels(scene, name: str, labels: np.ndarray, reference_vol
 
 
 def labels_from_segmentation(segmentation_node, reference_volume,
-                             segment_ids: Sequence[str] = tuple(s.segment_id for s in STRUCTURES)) -> np.ndarray:
-    """The node's segments as a label map (indexed I, J, K) on ``reference_volume``'s grid: the i-th segment of
-    ``segment_ids`` becomes code i + 1 (CoopSeg's codes for the default order). Reads the user's edits too."""
+                             codes: Optional[dict] = None) -> np.ndarray:
+    """The node's segments as a label map (uint8, indexed I, J, K) on ``reference_volume``'s grid. ``codes`` maps
+    segment IDs to label codes (default: CoopSeg's three structures); a segment the user deleted counts as empty.
+    Reads the segments as they are now, so edits made in the Segment Editor count."""
+    codes = codes if codes is not None else {s.segment_id: s.code for s in STRUCTURES}
+    segmentation = segmentation_node.GetSegmentation()
+    present = [segment_id for segment_id in codes if segmentation.GetSegment(segment_id) is not None]
+    dimensions = reference_volume.GetImageData().GetDimensions()
+    labels = np.zeros(dimensions, dtype=np.uint8)
+    if not present:
+        return labels
     scene = segmentation_node.GetScene()
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "CoopSeg temporary labelmap")
     try:
         ids = vtk.vtkStringArray()
-        for segment_id in segment_ids:
+        for segment_id in present:
             ids.InsertNextValue(segment_id)
-        if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-                segmentation_node, ids, labelmap, reference_volume):
+        exported = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+            segmentation_node, ids, labelmap, reference_volume)
+        if not exported or labelmap.GetImageData() is None:
             raise RuntimeError(f"could not export the segments of '{segmentation_node.GetName()}' to a label map")
-        return slicer.util.arrayFromVolume(labelmap).transpose(2, 1, 0).astype(np.uint8)
+        values = slicer.util.arrayFromVolume(labelmap).transpose(2, 1, 0)  # the i-th exported segment is i + 1
+        for index, segment_id in enumerate(present):
+            labels[values == index + 1] = codes[segment_id]
+        return labels
     finally:
         scene.RemoveNode(labelmap)
