@@ -64,7 +64,8 @@ class CoopSegParameterNode:
     """The module's GUI state, kept in the scene (saved with it)."""
 
     inputVolume: vtkMRMLScalarVolumeNode
-    modelPath: str = ""  # a model bundle folder; "" = the shipped default
+    useModelBundle: bool = False  # False: the shipped default model; True: the bundle folder in modelPath
+    modelPath: str = ""
     device: str = "auto"  # auto / cpu / gpu
     shownStage: str = "refined"  # initial / refined
     previewSlice: int = 0
@@ -212,9 +213,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         widgets = (self.ui.modelComboBox, self.ui.modelPathLineEdit, self.ui.deviceComboBox, self.ui.schemeComboBox,
                    self.ui.showInitialRadioButton, self.ui.showRefinedRadioButton)
         blocked = [w.blockSignals(True) for w in widgets]
-        self.ui.modelComboBox.currentIndex = 1 if node.modelPath else 0
-        if node.modelPath:
-            self.ui.modelPathLineEdit.currentPath = node.modelPath
+        self.ui.modelComboBox.currentIndex = 1 if node.useModelBundle else 0
+        self.ui.modelPathLineEdit.currentPath = node.modelPath
         self.ui.modelPathLineEdit.enabled = self.ui.modelComboBox.currentIndex == 1
         self.ui.deviceComboBox.currentIndex = max(0, self.ui.deviceComboBox.findData(node.device))
         self.ui.schemeComboBox.currentIndex = max(0, self.ui.schemeComboBox.findData(node.previewScheme))
@@ -228,12 +228,21 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         if node is None:
             return
-        with slicer.util.NodeModify(node):
-            bundle = self.ui.modelComboBox.currentIndex == 1
-            node.modelPath = self.ui.modelPathLineEdit.currentPath if bundle else ""
-            node.device = self.ui.deviceComboBox.currentData
-            node.previewScheme = self.ui.schemeComboBox.currentData
+        # Read every widget before writing: each write updates the GUI from the parameter node.
+        bundle = self.ui.modelComboBox.currentIndex == 1
+        modelPath = self.ui.modelPathLineEdit.currentPath
+        device, scheme = self.ui.deviceComboBox.currentData, self.ui.schemeComboBox.currentData
+        node.useModelBundle, node.modelPath, node.device, node.previewScheme = bundle, modelPath, device, scheme
         self.ui.modelPathLineEdit.enabled = bundle
+
+    def chosenModel(self) -> str:
+        """The model bundle folder to use; "" for the shipped default."""
+        node = self._parameterNode
+        if not node.useModelBundle:
+            return ""
+        if not node.modelPath:
+            raise ValueError("Choose a model bundle folder (a *.coopseg folder), or the shipped default model.")
+        return node.modelPath
 
     def onInputChanged(self, volume) -> None:
         """A new input: the slice spin box's range follows its slices; its results, if any, show in the tables."""
@@ -260,10 +269,11 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not ensureDependencies():
                 self.ui.statusLabel.text = "Idle (PyTorch is not available)"
                 return
+            model = self.chosenModel()
             self._taskVolume = node.inputVolume
             self.ui.statusLabel.text = "Initializing"
             self.ui.progressBar.value = 0
-            self._task = self.logic.sceneLogic().start(node.inputVolume, node.modelPath, node.device)
+            self._task = self.logic.sceneLogic().start(node.inputVolume, model, node.device)
             self._timer.start()
         self.updateButtons()
 
@@ -296,7 +306,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         elif status.state == FAILED:
             self.ui.statusLabel.text = "Failed"
             details = "".join(traceback.format_exception(type(task.error), task.error, task.error.__traceback__))
-            slicer.util.errorDisplay(f"Segmenting '{volume.GetName()}' failed: {status.message}",
+            name = volume.GetName() if volume is not None else "the volume"
+            slicer.util.errorDisplay(f"Segmenting '{name}' failed: {status.message}",
                                      detailedText=details)
         else:
             self.ui.statusLabel.text = "Cancelled"
@@ -318,7 +329,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             preview = self.logic.sceneLogic().preview(node.inputVolume, node.previewSlice, node.previewScheme,
                                                       node.previewFraction, node.previewSoftFactor,
-                                                      node.previewSeed, node.modelPath, node.device)
+                                                      node.previewSeed, self.chosenModel(), node.device)
             result = self.logic.resultsFor(node.inputVolume)
             if result is not None:  # one overlay at a time: the preview's segmentation, not the volume's
                 result.initial.GetDisplayNode().SetVisibility(False)
