@@ -124,12 +124,12 @@ def main() -> None:
     figure, axes = plt.subplots(1, 4, figsize=(12, 3.6))
     show(axes[0], image[window + (k,)], refined[window + (k,)], title="input and refined segmentation")
     for axis, scheme in zip(axes[1:], ("dropout", "channel", "spatial")):
-        nodes = logic.preview(volume, k, scheme=scheme, fraction=0.5, soft_factor=0.0, seed=0, model=str(model),
+        nodes = logic.preview(volume, k, scheme=scheme, fraction=0.3, soft_factor=0.0, seed=0, model=str(model),
                               device="cpu")
         corrupted, _ = volume_image(nodes.image)
         corrupted_labels = labels_from_segmentation(nodes.segmentation, nodes.image)
         show(axis, corrupted[window + (0,)], corrupted_labels[window + (0,)],
-             title=nodes.image.GetName().replace(f"{volume.GetName()} hard example ", "").replace(" image", ""))
+             title=nodes.image.GetName().split("(")[1].split(")")[0])  # "<scheme>, p=.., a=.., slice k"
     figure.legend(handles, [s.name for s in STRUCTURES], loc="lower center", ncol=3, frameon=False, fontsize=9)
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(args.out / "slicer_hard_example.png", dpi=110)
