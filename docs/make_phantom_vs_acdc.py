@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("--output", default=str(here / "phantom_vs_acdc.png"))
     args = parser.parse_args()
     phantoms = [prepare_case(phantom_subject(seed)[frame]) for seed, frame in ((0, 0), (1, 1), (2, 0), (3, 1))]
-    acdc = [prepare_case(case) for case in read_acdc(args.acdc, ["patient001", "patient022", "patient045", "patient085"])[::2]]
+    subjects = ["patient001", "patient022", "patient045", "patient085"]
+    acdc = [prepare_case(case) for case in read_acdc(args.acdc, subjects)[::2]]
     rows = [("phantom", phantoms, False), ("phantom + labels", phantoms, True), ("ACDC", acdc, False),
             ("ACDC + labels", acdc, True)]
     fig, axes = plt.subplots(len(rows), 4, figsize=(10, 10.4))

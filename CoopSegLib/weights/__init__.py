@@ -17,8 +17,13 @@ NO_DEFAULT_MODEL = (
 )
 
 
+def has_default_bundle() -> bool:
+    """Whether this install ships a default model (callers with their own wording check this first)."""
+    return (DEFAULT_BUNDLE / "metadata.json").is_file()
+
+
 def default_bundle() -> Path:
     """The shipped bundle's folder; a CoopSegError saying what to do when this install has none."""
-    if not (DEFAULT_BUNDLE / "metadata.json").is_file():
+    if not has_default_bundle():
         raise CoopSegError(NO_DEFAULT_MODEL)
     return DEFAULT_BUNDLE

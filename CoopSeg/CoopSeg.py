@@ -1,0 +1,436 @@
+"""CoopSeg: robust cardiac MR segmentation in 3D Slicer (Chen et al., MICCAI 2021, cooperative training and latent
+space data augmentation).
+
+This file holds what needs Slicer's application and Qt: the module description, the widget, a thin logic that gives
+the widget the Qt-free scene logic (CoopSegMRML, tested on slicer-core), dependency checks, and the self-test.
+torch, CoopSegLib and CoopSegMRML are imported only after the dependency check, so the module loads without torch.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from typing import Annotated, Optional
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+TORCH_MINIMUM = "2.1"  # CoopSegLib's lower bound (pyproject.toml)
+POLL_MS = 200  # how often the GUI looks at the worker thread
+
+# Developers can add this folder to Slicer's module paths straight from a checkout: CoopSegLib is then one level up.
+# In an installed extension CoopSegLib lies next to this file (CMakeLists.txt installs it there).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+for _folder in (_HERE, os.path.dirname(_HERE)):
+    if os.path.isdir(os.path.join(_folder, "CoopSegLib")) and _folder not in sys.path:
+        sys.path.append(_folder)
+        break
+
+
+class CoopSeg(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "CoopSeg"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["CoopSeg developers"]
+        self.parent.helpText = (
+            "Segments the LV cavity, LV myocardium and RV cavity in short-axis cardiac MR, slice by slice: a fast "
+            "first guess (FTN) and its shape-refined version (FTN+STN), side by side. Also previews the latent-space "
+            "hard examples the model was trained with, and computes EDV, ESV, SV, EF and LV mass from the ED and ES "
+            "phases. See <a href='https://github.com/coopseg/SlicerCoopSeg#in-3d-slicer'>the documentation</a>.")
+        self.parent.acknowledgementText = (
+            "Method: C. Chen et al., Cooperative Training and Latent Space Data Augmentation for Robust Medical Image "
+            "Segmentation, MICCAI 2021.")
+
+
+@parameterNodeWrapper
+class CoopSegParameterNode:
+    """The module's GUI state, kept in the scene (saved with it)."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    useModelBundle: bool = False  # False: the shipped default model; True: the bundle folder in modelPath
+    modelPath: str = ""
+    device: str = "auto"  # auto / cpu / gpu
+    shownStage: str = "refined"  # initial / refined
+    previewSlice: int = 0
+    previewScheme: str = "channel"  # dropout / channel / spatial
+    previewFraction: Annotated[float, WithinRange(0.0, 1.0)] = 0.3
+    previewSoftFactor: Annotated[float, WithinRange(0.0, 1.0)] = 0.0
+    previewSeed: int = 0
+    edVolume: vtkMRMLScalarVolumeNode
+    esVolume: vtkMRMLScalarVolumeNode
+
+
+def torchVersionOk() -> bool:
+    from packaging.version import Version
+
+    try:
+        return Version(importlib.metadata.version("torch").split("+")[0]) >= Version(TORCH_MINIMUM)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def ensureDependencies() -> bool:
+    """torch (>= TORCH_MINIMUM) through the PyTorch extension, after the user agrees; False when it is not there.
+
+    CoopSegLib's inference needs only torch and numpy; Slicer's own numpy is used as it is, and nothing is installed
+    from the plain package index that could replace Slicer's numpy or SimpleITK.
+    """
+    if torchVersionOk():
+        return True
+    try:
+        import PyTorchUtils
+    except ModuleNotFoundError:
+        slicer.util.errorDisplay("CoopSeg needs PyTorch. Install the 'PyTorch' extension from the Extensions Manager, "
+                                 "restart Slicer, and press Apply again.")
+        return False
+    torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+    if PyTorchUtils.PyTorchUtilsLogic.torchInstalled():
+        # Replacing a torch that is already loaded in this process is not safe: let the user do it between restarts.
+        slicer.util.errorDisplay(
+            f"CoopSeg needs PyTorch {TORCH_MINIMUM} or newer; this Slicer has {importlib.metadata.version('torch')}. "
+            "Uninstall it in the 'PyTorch Utils' module, restart Slicer, and press Apply again to install a newer one.")
+        return False
+    if torchLogic.installTorch(askConfirmation=True, torchVersionRequirement=f">={TORCH_MINIMUM}") is None:
+        return False
+    return torchVersionOk()
+
+
+class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    DEVICE_ITEMS = (("auto", "auto"), ("CPU", "cpu"), ("GPU", "gpu"))
+    SCHEME_ITEMS = (("random dropout", "dropout"), ("targeted channel", "channel"), ("targeted spatial", "spatial"))
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._task = None
+        self._taskVolume = None
+        self._timer = None
+
+    # --- set-up ---------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CoopSeg.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = CoopSegLogic()
+
+        self.ui.modelComboBox.addItem("Shipped default model")
+        self.ui.modelComboBox.addItem("Model bundle folder")
+        for text, value in self.DEVICE_ITEMS:
+            self.ui.deviceComboBox.addItem(text, value)
+        for text, value in self.SCHEME_ITEMS:
+            self.ui.schemeComboBox.addItem(text, value)
+        self.ui.modelPathLineEdit.settingKey = "CoopSeg/ModelPath"
+
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_MS)
+        self._timer.connect("timeout()", self.onPoll)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self.ui.previewButton.connect("clicked(bool)", self.onPreview)
+        self.ui.indicesButton.connect("clicked(bool)", self.onIndices)
+        self.ui.showInitialRadioButton.connect("toggled(bool)", self.onStageToggled)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
+        self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onGuiChanged)
+        self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
+        self.ui.schemeComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
+        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._timer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        self.logic.resetSceneLogic()
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first:
+                self._parameterNode.inputVolume = first
+
+    def setParameterNode(self, parameterNode: Optional[CoopSegParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            # Widgets with a SlicerParameterName property (the .ui) bind themselves; the combo boxes and the model
+            # path, whose shown text differs from the stored value, are synchronised below.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode)
+            self.updateGuiFromParameterNode()
+
+    # --- GUI <-> parameter node -----------------------------------------------------------------------------
+    def updateGuiFromParameterNode(self, caller=None, event=None) -> None:
+        node = self._parameterNode
+        if node is None:
+            return
+        widgets = (self.ui.modelComboBox, self.ui.modelPathLineEdit, self.ui.deviceComboBox, self.ui.schemeComboBox,
+                   self.ui.showInitialRadioButton, self.ui.showRefinedRadioButton)
+        blocked = [w.blockSignals(True) for w in widgets]
+        self.ui.modelComboBox.currentIndex = 1 if node.useModelBundle else 0
+        self.ui.modelPathLineEdit.currentPath = node.modelPath
+        self.ui.modelPathLineEdit.enabled = self.ui.modelComboBox.currentIndex == 1
+        self.ui.deviceComboBox.currentIndex = max(0, self.ui.deviceComboBox.findData(node.device))
+        self.ui.schemeComboBox.currentIndex = max(0, self.ui.schemeComboBox.findData(node.previewScheme))
+        self.ui.showInitialRadioButton.checked = node.shownStage == "initial"
+        self.ui.showRefinedRadioButton.checked = node.shownStage != "initial"
+        for w, state in zip(widgets, blocked):
+            w.blockSignals(state)
+        self.updateButtons()
+
+    def onGuiChanged(self, *args) -> None:
+        node = self._parameterNode
+        if node is None:
+            return
+        # Read every widget before writing: each write updates the GUI from the parameter node.
+        bundle = self.ui.modelComboBox.currentIndex == 1
+        modelPath = self.ui.modelPathLineEdit.currentPath
+        device, scheme = self.ui.deviceComboBox.currentData, self.ui.schemeComboBox.currentData
+        node.useModelBundle, node.modelPath, node.device, node.previewScheme = bundle, modelPath, device, scheme
+        self.ui.modelPathLineEdit.enabled = bundle
+
+    def chosenModel(self) -> str:
+        """The model bundle folder to use; "" for the shipped default."""
+        node = self._parameterNode
+        if not node.useModelBundle:
+            return ""
+        if not node.modelPath:
+            raise ValueError("Choose a model bundle folder (a *.coopseg folder), or the shipped default model.")
+        return node.modelPath
+
+    def onInputChanged(self, volume) -> None:
+        """A new input: the slice spin box's range follows its slices; its results, if any, show in the tables."""
+        if volume is not None and volume.GetImageData() is not None:
+            self.ui.previewSliceSpinBox.maximum = max(0, volume.GetImageData().GetDimensions()[2] - 1)
+        result = self.logic.resultsFor(volume)
+        self.ui.segmentTableView.setMRMLTableNode(result.table if result else None)
+        self.updateButtons()
+
+    def updateButtons(self) -> None:
+        node = self._parameterNode
+        running = self._task is not None
+        hasInput = bool(node and node.inputVolume)
+        self.ui.applyButton.enabled = hasInput and not running
+        self.ui.cancelButton.enabled = running
+        self.ui.previewButton.enabled = hasInput and not running
+        self.ui.indicesButton.enabled = bool(node and node.edVolume and node.esVolume) and not running
+        self.ui.applyButton.toolTip = ("Segment the input volume." if hasInput else "Select an input volume first.")
+
+    # --- segmenting -----------------------------------------------------------------------------------------
+    def onApply(self) -> None:
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("CoopSeg could not start segmenting.", waitCursor=True):
+            if not ensureDependencies():
+                self.ui.statusLabel.text = "Idle (PyTorch is not available)"
+                return
+            model = self.chosenModel()
+            self._taskVolume = node.inputVolume
+            self.ui.statusLabel.text = "Initializing"
+            self.ui.progressBar.value = 0
+            self._task = self.logic.sceneLogic().start(node.inputVolume, model, node.device)
+            self._timer.start()
+        self.updateButtons()
+
+    def onCancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self.ui.statusLabel.text = "Cancelling"
+
+    def onPoll(self) -> None:
+        from CoopSegMRML import CANCELLED, FAILED, FINISHED, describe_device
+
+        status = self._task.status()
+        self.ui.progressBar.value = int(round(100 * status.fraction))
+        if status.state not in (FINISHED, FAILED, CANCELLED):
+            self.ui.statusLabel.text = f"Segmenting: {status.message}"
+            return
+        self._timer.stop()
+        task, volume, self._task = self._task, self._taskVolume, None
+        if status.state == FINISHED:
+            self.ui.statusLabel.text = "Importing"
+            slicer.app.processEvents()
+            with slicer.util.tryWithErrorDisplay("CoopSeg could not add the segmentations to the scene.",
+                                                 waitCursor=True):
+                result = self.logic.sceneLogic().import_result(volume, task.result)
+                self.ui.deviceUsedLabel.text = f"used: {describe_device(result.device)}"
+                self._parameterNode.shownStage = "refined"
+                self.ui.segmentTableView.setMRMLTableNode(result.table)
+                slicer.util.setSliceViewerLayers(background=volume, fit=True)
+                self.ui.statusLabel.text = "Done"
+        elif status.state == FAILED:
+            self.ui.statusLabel.text = "Failed"
+            details = "".join(traceback.format_exception(type(task.error), task.error, task.error.__traceback__))
+            name = volume.GetName() if volume is not None else "the volume"
+            slicer.util.errorDisplay(f"Segmenting '{name}' failed: {status.message}",
+                                     detailedText=details)
+        else:
+            self.ui.statusLabel.text = "Cancelled"
+        self.updateButtons()
+
+    def onStageToggled(self, initialChecked: bool) -> None:
+        stage = "initial" if initialChecked else "refined"
+        if self._parameterNode is not None:
+            self._parameterNode.shownStage = stage
+        result = self.logic.resultsFor(self._parameterNode.inputVolume if self._parameterNode else None)
+        if result is not None:
+            self.logic.sceneLogic().show(result, stage)
+
+    # --- hard examples and indices --------------------------------------------------------------------------
+    def onPreview(self) -> None:
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("CoopSeg could not make the hard-example preview.", waitCursor=True):
+            if not ensureDependencies():
+                return
+            preview = self.logic.sceneLogic().preview(node.inputVolume, node.previewSlice, node.previewScheme,
+                                                      node.previewFraction, node.previewSoftFactor,
+                                                      node.previewSeed, self.chosenModel(), node.device)
+            result = self.logic.resultsFor(node.inputVolume)
+            if result is not None:  # one overlay at a time: the preview's segmentation, not the volume's
+                result.initial.GetDisplayNode().SetVisibility(False)
+                result.refined.GetDisplayNode().SetVisibility(False)
+            slicer.util.setSliceViewerLayers(background=preview.image, fit=True)
+            self.ui.statusLabel.text = f"Showing {preview.image.GetName()}"
+
+    def onIndices(self) -> None:
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the clinical indices.", waitCursor=True):
+            if not ensureDependencies():
+                return
+            table, _ = self.logic.sceneLogic().clinical_indices(node.edVolume, node.esVolume)
+            self.ui.indicesTableView.setMRMLTableNode(table)
+
+
+class CoopSegLogic(ScriptedLoadableModuleLogic):
+    """The parameter node, and the Qt-free scene logic (CoopSegMRML.CoopSegSceneLogic) that does the work."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._sceneLogic = None
+
+    def getParameterNode(self) -> CoopSegParameterNode:
+        return CoopSegParameterNode(super().getParameterNode())
+
+    def sceneLogic(self):
+        """Imported on first use: it needs torch, which ensureDependencies may have had to install."""
+        if self._sceneLogic is None or self._sceneLogic.scene is not slicer.mrmlScene:
+            from CoopSegMRML import CoopSegSceneLogic
+
+            self._sceneLogic = CoopSegSceneLogic(slicer.mrmlScene)
+        return self._sceneLogic
+
+    def resetSceneLogic(self) -> None:
+        self._sceneLogic = None
+
+    def resultsFor(self, volume):
+        """The volume's result nodes, or None (also when torch is not installed yet: then there are none)."""
+        if volume is None or not torchVersionOk():
+            return None
+        return self.sceneLogic().results(volume)
+
+
+class CoopSegTest(ScriptedLoadableModuleTest):
+    """Segments an oblique synthetic volume inside Slicer with a small untrained bundle and checks the nodes against
+    CoopSegLib's own output (the model's quality is tested elsewhere; here the plumbing is)."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_segment_through_the_worker_thread()
+
+    def _bundle(self, folder: str):
+        import torch
+
+        from CoopSegLib.bundle import save_bundle
+        from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel
+
+        torch.manual_seed(0)
+        model = CooperativeModel(CooperativeConfig.variant("standard", widths=(8, 16, 32, 32)))
+        return save_bundle(os.path.join(folder, "selftest.coopseg"), model, {"spacing_mm": 1.5, "size": 32})
+
+    def test_segment_through_the_worker_thread(self) -> None:
+        import numpy as np
+
+        self.delayDisplay("Starting the CoopSeg test")
+        self.assertTrue(ensureDependencies(), "PyTorch is needed for this test")
+        from CoopSegLib.inference import Segmenter
+        from CoopSegMRML import FINISHED, CoopSegSceneLogic
+        from CoopSegMRML.segmentations import labels_from_segmentation
+        from CoopSegMRML.volumes import add_volume, ijk_to_ras
+
+        rng = np.random.default_rng(0)
+        array = rng.normal(300.0, 60.0, (40, 36, 5)).astype(np.float32)  # indexed I, J, K
+        array[12:28, 10:26, :] += 500.0
+        angle = np.deg2rad(20.0)
+        affine = np.array([[-1.4 * np.cos(angle), 1.4 * np.sin(angle), 0.0, 10.0],
+                           [-1.4 * np.sin(angle), -1.4 * np.cos(angle), 0.0, -20.0],
+                           [0.0, 0.0, 8.0, 5.0], [0.0, 0.0, 0.0, 1.0]])
+        volume = add_volume(slicer.mrmlScene, "CoopSeg self-test", array, affine)
+        with tempfile.TemporaryDirectory() as folder:
+            bundle = self._bundle(folder)
+            logic = CoopSegSceneLogic(slicer.mrmlScene)
+            task = logic.start(volume, str(bundle), "cpu")
+            while task.status().state == "running":
+                slicer.app.processEvents()  # the GUI thread stays free while the worker segments
+                time.sleep(0.02)
+            self.assertEqual(task.status().state, FINISHED, task.status().message)
+            result = logic.import_result(volume, task.result)
+            expected = Segmenter(bundle, device="cpu").segment(array, affine)
+        self.assertEqual(result.initial.GetName(), "CoopSeg self-test initial (FTN)")
+        self.assertEqual(result.refined.GetName(), "CoopSeg self-test refined (FTN+STN)")
+        segmentation = result.refined.GetSegmentation()
+        self.assertEqual([segmentation.GetNthSegment(i).GetName() for i in range(3)],
+                         ["LV cavity", "LV myocardium", "RV cavity"])
+        self.assertIn("SCT^87878005^Left ventricle", segmentation.GetSegment("LV_cavity").GetTerminology())
+        np.testing.assert_allclose(ijk_to_ras(volume), affine, atol=1e-9)
+        np.testing.assert_array_equal(labels_from_segmentation(result.refined, volume), expected.refined)
+        np.testing.assert_array_equal(labels_from_segmentation(result.initial, volume), expected.initial)
+        logging.info("CoopSeg self-test: labels equal CoopSegLib's, voxel for voxel")
+        self.delayDisplay("Test passed")

@@ -1,0 +1,52 @@
+"""MRML volumes <-> (array, affine) as CoopSegLib takes them: arrays indexed (I, J, K), affine = IJK-to-RAS.
+
+slicer.util.arrayFromVolume gives arrays indexed (K, J, I); CoopSegLib, like nibabel, indexes voxels (I, J, K) with a
+4x4 voxel-to-RAS affine, which is exactly the node's IJKToRAS matrix (oblique directions included).
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import slicer
+import vtk
+
+from CoopSegLib.errors import CoopSegError
+
+
+def ijk_to_ras(volume_node) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix).astype(np.float64)
+
+
+def volume_image(volume_node) -> Tuple[np.ndarray, np.ndarray]:
+    """(array indexed I, J, K; IJK-to-RAS affine) of a scalar volume node, or a CoopSegError saying what is wrong."""
+    if volume_node is None:
+        raise CoopSegError("no input volume selected")
+    if volume_node.GetImageData() is None:
+        raise CoopSegError(f"volume '{volume_node.GetName()}' holds no image data")
+    if volume_node.GetImageData().GetNumberOfScalarComponents() != 1:
+        raise CoopSegError(f"volume '{volume_node.GetName()}' has several components per voxel (colour or vector); "
+                           "CoopSeg segments single-channel MR")
+    transform = volume_node.GetParentTransformNode()
+    if transform is not None and not transform.IsTransformToWorldLinear():
+        raise CoopSegError(f"volume '{volume_node.GetName()}' is under a non-linear transform; harden or remove it "
+                           "first")
+    array = slicer.util.arrayFromVolume(volume_node).transpose(2, 1, 0)
+    return array, ijk_to_ras(volume_node)
+
+
+def set_geometry(volume_node, affine: np.ndarray) -> None:
+    """Set a volume node's IJK-to-RAS matrix (origin, spacing and directions) from a 4x4 affine."""
+    volume_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(np.asarray(affine, dtype=np.float64)))
+
+
+def add_volume(scene, name: str, array: np.ndarray, affine: np.ndarray, class_name="vtkMRMLScalarVolumeNode"):
+    """A new volume node (array indexed I, J, K; IJK-to-RAS affine) with default display nodes."""
+    node = scene.AddNewNodeByClass(class_name, name)
+    set_geometry(node, affine)
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(np.asarray(array).transpose(2, 1, 0)))
+    node.CreateDefaultDisplayNodes()
+    return node
