@@ -10,7 +10,6 @@ from CoopSegLib.data.corruption import corrupt_files
 from CoopSegLib.data.nifti import load_nifti, write_nifti
 from CoopSegLib.evaluation import build_test_sets
 from data_helpers import ACDC_ROOT
-from inference_helpers import save_trained_bundle
 
 needs_acdc = pytest.mark.skipif(not ACDC_ROOT.is_dir(), reason=f"real ACDC data not found at {ACDC_ROOT}")
 TO_ACDC = np.array([0, 3, 2, 1], np.uint8)  # canonical -> ACDC codes on disk
@@ -72,8 +71,7 @@ def test_corrupted_sets_are_the_files_coopseg_corrupt_writes(tmp_path):
 
 
 @needs_acdc
-def test_a_model_on_acdc_test_sets_gives_table_1(tmp_path, capsys):
-    bundle = save_trained_bundle(tmp_path)
+def test_a_model_on_acdc_test_sets_gives_table_1(tmp_path, bundle, capsys):
     site = tmp_path / "site"
     site.mkdir()
     (site / "patient061").symlink_to(ACDC_ROOT / "patient061")  # stands in for another site's folder

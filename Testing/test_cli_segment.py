@@ -17,14 +17,9 @@ from CoopSegLib.inference import Cancelled, Segmenter
 from CoopSegLib.inference.files import segment_file
 from CoopSegLib.weights import DEFAULT_BUNDLE
 from data_helpers import ACDC_ROOT, rotation
-from inference_helpers import mean_dice, ring_volume, save_trained_bundle
+from inference_helpers import mean_dice, ring_volume
 
 needs_acdc = pytest.mark.skipif(not ACDC_ROOT.is_dir(), reason=f"real ACDC data not found at {ACDC_ROOT}")
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return save_trained_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture

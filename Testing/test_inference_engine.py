@@ -15,17 +15,12 @@ from CoopSegLib.errors import CoopSegError
 from CoopSegLib.inference import Cancelled, Segmenter
 from CoopSegLib.weights import DEFAULT_BUNDLE, NO_DEFAULT_MODEL, default_bundle
 from data_helpers import permute_flip_affine, permute_flip_array, rotation, undo_permute_flip
-from inference_helpers import PREPROCESSING, mean_dice, ring_volume, save_trained_bundle, trained_model
+from inference_helpers import PREPROCESSING, mean_dice, ring_volume, trained_model
 
 
 @pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    return save_trained_bundle(tmp_path_factory.mktemp("bundle"))
-
-
-@pytest.fixture(scope="module")
-def segmenter(bundle_path):
-    return Segmenter(bundle_path, device="cpu")
+def segmenter(bundle):
+    return Segmenter(bundle, device="cpu")
 
 
 @pytest.mark.parametrize("size, spacing", [(32, 1.5), (64, 0.75), (24, 2.0)])
@@ -59,16 +54,16 @@ def test_ftn_stage_skips_the_refinement_and_matches_the_stn_run(segmenter):
     np.testing.assert_array_equal(ftn.initial, stn.initial)
 
 
-def test_batch_size_does_not_change_the_labels(bundle_path, segmenter):
+def test_batch_size_does_not_change_the_labels(bundle, segmenter):
     image, _ = ring_volume(5, seed=4)
-    one_at_a_time = Segmenter(bundle_path, device="cpu", max_slices=1).segment(image.array, image.affine)
+    one_at_a_time = Segmenter(bundle, device="cpu", max_slices=1).segment(image.array, image.affine)
     together = segmenter.segment(image.array, image.affine)
     assert np.mean(one_at_a_time.refined == together.refined) > 0.999
 
 
-def test_a_loaded_bundle_and_its_folder_give_the_same_segmenter(bundle_path, segmenter):
+def test_a_loaded_bundle_and_its_folder_give_the_same_segmenter(bundle, segmenter):
     image, _ = ring_volume(3, seed=5)
-    from_bundle = Segmenter(load_bundle(bundle_path), device="cpu").segment(image.array, image.affine)
+    from_bundle = Segmenter(load_bundle(bundle), device="cpu").segment(image.array, image.affine)
     np.testing.assert_array_equal(from_bundle.refined, segmenter.segment(image.array, image.affine).refined)
 
 
@@ -145,11 +140,11 @@ def test_largest_component_option_removes_islands(segmenter):
     assert changed.any() and (cleaned.refined[changed] == 0).all()  # cleaning only ever removes
 
 
-def test_progress_is_monotone_and_ends_at_one(bundle_path):
+def test_progress_is_monotone_and_ends_at_one(bundle):
     reports = []
     image, _ = ring_volume(5, seed=15)
     cine = np.stack([image.array] * 3, axis=-1)
-    Segmenter(bundle_path, device="cpu", max_slices=4).segment(cine, image.affine,
+    Segmenter(bundle, device="cpu", max_slices=4).segment(cine, image.affine,
                                                                 progress=lambda f, m: reports.append((f, m)))
     fractions = [f for f, _ in reports]
     assert len(fractions) >= 6 and fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -191,15 +186,15 @@ def test_bad_inputs_are_refused_with_a_clear_message(segmenter, array, affine, m
         segmenter.segment(array, affine)
 
 
-def test_bad_options_are_refused(segmenter, bundle_path):
+def test_bad_options_are_refused(segmenter, bundle):
     image, _ = ring_volume(2, seed=1)
     with pytest.raises(CoopSegError, match="unknown stage"):
         segmenter.segment(image.array, image.affine, stage="both")
     with pytest.raises(CoopSegError, match="max_slices"):
-        Segmenter(bundle_path, device="cpu", max_slices=0)
+        Segmenter(bundle, device="cpu", max_slices=0)
     if not torch.cuda.is_available():
         with pytest.raises(CoopSegError, match="CUDA"):
-            Segmenter(bundle_path, device="cuda")
+            Segmenter(bundle, device="cuda")
 
 
 def test_bundles_with_unusable_preprocessing_are_refused(tmp_path):

@@ -7,12 +7,12 @@ import torch
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.inference import Segmenter, preview_hard_example
 from data_helpers import permute_flip_affine, permute_flip_array
-from inference_helpers import ring_volume, save_trained_bundle
+from inference_helpers import ring_volume
 
 
 @pytest.fixture(scope="module")
-def segmenter(tmp_path_factory):
-    return Segmenter(save_trained_bundle(tmp_path_factory.mktemp("bundle")), device="cpu")
+def segmenter(bundle):
+    return Segmenter(bundle, device="cpu")
 
 
 @pytest.fixture(scope="module")

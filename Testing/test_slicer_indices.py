@@ -8,7 +8,6 @@ import pytest
 
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.indices import INDICES, clinical_indices
-from inference_helpers import save_trained_bundle
 from slicer_helpers import ACDC_ED, ACDC_ES, needs_acdc, new_scene
 
 from CoopSegMRML import CoopSegSceneLogic  # noqa: E402  (slicer_helpers puts it on the path)
@@ -18,11 +17,6 @@ from CoopSegMRML.tables import table_rows
 from CoopSegMRML.volumes import ijk_to_ras
 
 pytestmark = needs_acdc
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return save_trained_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")

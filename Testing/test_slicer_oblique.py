@@ -9,17 +9,12 @@ import vtk
 
 from CoopSegLib.inference import Segmenter
 from data_helpers import rotation
-from inference_helpers import mean_dice, ring_volume, save_trained_bundle
+from inference_helpers import mean_dice, ring_volume
 from slicer_helpers import new_scene, slicer
 
 from CoopSegMRML import CoopSegSceneLogic  # noqa: E402  (slicer_helpers puts it on the path)
 from CoopSegMRML.segmentations import labels_from_segmentation
 from CoopSegMRML.volumes import add_volume, ijk_to_ras, volume_image
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return save_trained_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.inference import Segmenter, preview_hard_example
-from inference_helpers import ring_volume, save_trained_bundle
+from inference_helpers import ring_volume
 from slicer_helpers import new_scene, segment_ids, slicer
 
 from CoopSegMRML import CoopSegSceneLogic  # noqa: E402  (slicer_helpers puts it on the path)
@@ -16,11 +16,6 @@ from CoopSegMRML.segmentations import labels_from_segmentation
 from CoopSegMRML.volumes import add_volume, ijk_to_ras, volume_image
 
 SLICE = 3
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return save_trained_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import vtk
 
 from CoopSegLib.cli import main
 from CoopSegLib.evaluation.indices import voxel_volume_ml
-from inference_helpers import save_trained_bundle
 from slicer_helpers import ACDC_ED, needs_acdc, new_scene, segment_ids, slicer
 
 from CoopSegMRML import INPUT_REFERENCE, CoopSegSceneLogic  # noqa: E402  (slicer_helpers puts it on the path)
@@ -21,11 +20,6 @@ from CoopSegMRML.terminology import type_code
 from CoopSegMRML.volumes import ijk_to_ras
 
 pytestmark = needs_acdc
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return save_trained_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")

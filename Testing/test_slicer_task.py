@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from inference_helpers import ring_volume, save_trained_bundle
+from inference_helpers import ring_volume
 from slicer_helpers import new_scene
 
 from CoopSegMRML import (  # noqa: E402  (slicer_helpers puts it on the path)
@@ -22,11 +22,6 @@ from CoopSegMRML import (  # noqa: E402  (slicer_helpers puts it on the path)
 )
 from CoopSegMRML.segmentations import labels_from_segmentation
 from CoopSegMRML.volumes import add_volume, volume_image
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return save_trained_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture
