@@ -59,8 +59,8 @@ class TrainingOutcome:
     total_steps: int
     interrupted: Optional[str]  # the signal that stopped the run, or None when it completed
     bundle: Optional[Path] = None
-    best: Optional[ValidationResult] = None
-    last: Optional[ValidationResult] = None
+    best: Optional[ValidationResult] = None  # the validation with the best FTN+STN Dice, and its step
+    best_step: Optional[int] = None
     samples_per_s: float = float("nan")
 
 
@@ -116,13 +116,13 @@ def make_loader(data: RunData, order: TrainingOrder, settings: TrainingSettings,
 
 
 def bundle_training_record(settings: TrainingSettings, data: RunData, outcome: TrainingOutcome,
-                           best_step: Optional[int], elapsed_s: float, device: torch.device, world_size: int) -> dict:
+                           elapsed_s: float, device: torch.device, world_size: int) -> dict:
     return {
         "run": settings.name,
         "data": {"format": settings.data.format, "root": settings.data.root, "frames": list(settings.data.frames),
                  "train_subjects": list(data.split.train), "validation_subjects": list(data.split.validation)},
         "steps": outcome.step,
-        "weights_from_step": best_step if best_step is not None else outcome.step,
+        "weights_from_step": outcome.best_step if outcome.best_step is not None else outcome.step,
         "seed": settings.train.seed,
         "validation_dice": outcome.best.row() if outcome.best is not None else None,
         "device": str(device), "processes": world_size, "wall_time_s": round(elapsed_s, 1),
@@ -158,7 +158,7 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
     if group.distributed:
         trainer.wrap_distributed()
     seed_everything(train.seed + 7919 * group.rank)  # each process its own noise and masks
-    best_score, best_step, best_row, elapsed_before = -math.inf, None, None, 0.0
+    best, best_step, elapsed_before = None, None, 0.0
     if resume:
         state = load_checkpoint(run_dir / LAST_CHECKPOINT)
         if len(state["rng"]) != group.world_size:
@@ -166,16 +166,15 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
                                f"with the same number (this run has {group.world_size})")
         trainer.load_state_dict(state["trainer"])
         restore_rng_state(state["rng"][group.rank])
-        best_score, best_step = state["best_score"], state["best_step"]
-        elapsed_before = state["elapsed_s"]
-        best_row = state["best_dice"]
-    order = TrainingOrder(len(data.train), train.batch_size, train.seed, trainer.step, 1, group.world_size,
-                          group.rank)
-    total = train.steps if train.steps is not None else train.epochs * order.batches_per_epoch
+        best_step, elapsed_before = state["best_step"], state["elapsed_s"]
+        best = ValidationResult.from_row(state["best_dice"]) if state["best_dice"] is not None else None
+    batches_per_epoch = TrainingOrder.epoch_batches(len(data.train), train.batch_size, group.world_size)
+    total = train.steps if train.steps is not None else train.epochs * batches_per_epoch
     if trainer.step > total:
         raise CoopSegError(f"{run_dir}: already trained {trainer.step} steps, more than the {total} asked for; "
                            "pass a larger train.steps (or train.epochs) to continue")
-    order.total_steps = total
+    order = TrainingOrder(len(data.train), train.batch_size, train.seed, trainer.step, total, group.world_size,
+                          group.rank)
     if main:
         save_settings(settings, run_dir)
         say(f"run folder: {run_dir}")
@@ -198,8 +197,9 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
         rng = group.gather(capture_rng_state())  # collective: every process calls it at the same steps
         if main:
             save_checkpoint(run_dir / LAST_CHECKPOINT, {
-                "trainer": trainer.state_dict(), "rng": rng, "best_score": best_score, "best_step": best_step,
-                "best_dice": best_row, "elapsed_s": elapsed_before + time.perf_counter() - started,
+                "trainer": trainer.state_dict(), "rng": rng, "best_step": best_step,
+                "best_dice": best.row() if best is not None else None,
+                "elapsed_s": elapsed_before + time.perf_counter() - started,
                 "world_size": group.world_size,
                 "settings": settings.to_dict(),
             })
@@ -235,12 +235,11 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
                 progress.update(step, losses["total"], speed)
                 if main and validation_due(step):
                     result = validate(trainer, data.validation)
-                    improved = result.score > best_score or best_step is None
+                    improved = best is None or result.score > best.score
                     if improved:
-                        best_score, best_step, best_row, outcome.best = result.score, step, result.row(), result
+                        best, best_step = result, step
                         save_checkpoint(run_dir / BEST_CHECKPOINT, {"model": trainer.model.state_dict(),
                                                                     "step": step, "score": result.score})
-                    outcome.last = result
                     logbook.validation(step, (step - 1) // order.batches_per_epoch, result.row(), improved)
                     if keep:
                         logbook.pictures(step, pictures(trainer, batch, trainer.last_hard_examples))
@@ -258,19 +257,17 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
         progress.close()
         if logbook is not None:
             logbook.close()
-    outcome.step = trainer.step
+    outcome.step, outcome.best, outcome.best_step = trainer.step, best, best_step
     elapsed = elapsed_before + time.perf_counter() - started
     if outcome.interrupted or not main:
         return outcome
-    if outcome.best is None and best_row is not None:  # resumed after the best validation: its scores come back
-        outcome.best = ValidationResult.from_row(best_row)
     model = trainer.model
     if best_step is not None and (run_dir / BEST_CHECKPOINT).is_file():
         model = CooperativeModel(trainer.config)
         model.load_state_dict(load_checkpoint(run_dir / BEST_CHECKPOINT)["model"])
     preprocessing = {"spacing_mm": settings.data.spacing_mm, "size": settings.data.size,
                      "intensity": "2nd-98th percentile clip of the volume, min-max to [0, 1]"}
-    record = bundle_training_record(settings, data, outcome, best_step, elapsed, device, group.world_size)
+    record = bundle_training_record(settings, data, outcome, elapsed, device, group.world_size)
     outcome.bundle = save_bundle(run_dir / BUNDLE_NAME, model, preprocessing, record, overwrite=True)
     write_report(run_dir / "report.md", settings, data, outcome, record)
     return outcome

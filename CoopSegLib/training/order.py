@@ -25,12 +25,17 @@ class TrainingOrder(Sampler):
         self.dataset_size, self.batch_size, self.seed = dataset_size, batch_size, seed
         self.world_size, self.rank = world_size, rank
         self.start_step, self.total_steps = start_step, total_steps
+        self.batches_per_epoch = self.epoch_batches(dataset_size, batch_size, world_size)
+
+    @staticmethod
+    def epoch_batches(dataset_size: int, batch_size: int, world_size: int = 1) -> int:
+        """Whole batches one process reads per epoch (its share of the slices, the remainder left out)."""
         per_process = dataset_size // world_size
-        self.batches_per_epoch = per_process // batch_size
-        if self.batches_per_epoch == 0:
+        if per_process < batch_size:
             raise CoopSegError(
                 f"train.batch_size {batch_size} is larger than the {per_process} training slices each of the "
                 f"{world_size} process(es) gets; lower train.batch_size or add training subjects")
+        return per_process // batch_size
 
     def epoch_indices(self, epoch: int) -> List[int]:
         sampler = DistributedSampler(range(self.dataset_size), num_replicas=self.world_size, rank=self.rank,
