@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -73,3 +74,6 @@ def enclosure(label: np.ndarray, cavity: int = 1, myo: int = 2) -> Optional[floa
     grown[:, :-1] |= lv[:, 1:]
     ring = grown & ~lv
     return float((ring & (label == myo)).sum() / ring.sum())
+
+
+needs_acdc = pytest.mark.skipif(not ACDC_ROOT.is_dir(), reason=f"real ACDC data not found at {ACDC_ROOT}")

@@ -9,9 +9,8 @@ from CoopSegLib.cli import main
 from CoopSegLib.data.corruption import corrupt_files
 from CoopSegLib.data.nifti import load_nifti, write_nifti
 from CoopSegLib.evaluation import build_test_sets
-from data_helpers import ACDC_ROOT
+from data_helpers import ACDC_ROOT, needs_acdc
 
-needs_acdc = pytest.mark.skipif(not ACDC_ROOT.is_dir(), reason=f"real ACDC data not found at {ACDC_ROOT}")
 TO_ACDC = np.array([0, 3, 2, 1], np.uint8)  # canonical -> ACDC codes on disk
 
 

@@ -16,10 +16,9 @@ from CoopSegLib.data.nifti import write_nifti
 from CoopSegLib.inference import Cancelled, Segmenter
 from CoopSegLib.inference.files import segment_file
 from CoopSegLib.weights import DEFAULT_BUNDLE
-from data_helpers import ACDC_ROOT, rotation
+from data_helpers import ACDC_ROOT, needs_acdc, rotation
 from inference_helpers import mean_dice, ring_volume
 
-needs_acdc = pytest.mark.skipif(not ACDC_ROOT.is_dir(), reason=f"real ACDC data not found at {ACDC_ROOT}")
 
 
 @pytest.fixture

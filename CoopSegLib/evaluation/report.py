@@ -41,16 +41,21 @@ def write_text_atomically(path: PathLike, text: str) -> Path:
     return write_atomically(path, lambda temporary: Path(temporary).write_text(text, newline=""))
 
 
-def rows_to_csv(rows: Iterable[ScoreRow]) -> str:
+def csv_text(header: Sequence[str], records: Iterable[Sequence]) -> str:
+    """CSV with floats at 6 significant digits."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
-    for row in rows:
-        writer.writerow([f"{value:.6g}" if isinstance(value, float) else value for value in astuple(row)])
+    writer.writerow(header)
+    for record in records:
+        writer.writerow([f"{value:.6g}" if isinstance(value, float) else value for value in record])
     return buffer.getvalue()
 
 
-def _mean(values: Sequence[float]) -> float:
+def rows_to_csv(rows: Iterable[ScoreRow]) -> str:
+    return csv_text(CSV_FIELDS, (astuple(row) for row in rows))
+
+
+def mean_score(values: Sequence[float]) -> float:
     """Mean of the values that are not NaN (a structure absent from both prediction and reference)."""
     values = [v for v in values if not math.isnan(v)]
     return sum(values) / len(values) if values else math.nan
@@ -61,15 +66,36 @@ def _ordered(names: Iterable[str], order: Sequence[str]) -> List[str]:
     return sorted(names, key=lambda name: (order.index(name) if name in order else len(order), names.index(name)))
 
 
-def _dice(value: float) -> str:
+def format_dice(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 def _hd95(values: Sequence[float]) -> str:
     finite = [v for v in values if math.isfinite(v)]
-    text = f"{_mean(finite):.2f}" if finite else "n/a"
+    text = f"{mean_score(finite):.2f}" if finite else "n/a"
     missing = sum(1 for v in values if math.isinf(v))
     return text + (f" ({missing} inf)" if missing else "")
+
+
+def ordered_sets(rows: Iterable[ScoreRow]) -> List[str]:
+    """The sets present in ``rows``, in Table 1's order."""
+    return _ordered((row.set for row in rows), list(TEST_SETS))
+
+
+def ordered_stages(rows: Iterable[ScoreRow]) -> List[str]:
+    return _ordered((row.stage for row in rows), ["FTN", "FTN+STN"])
+
+
+def _grouped(rows: Iterable[ScoreRow]) -> Dict[tuple, List[ScoreRow]]:
+    grouped: Dict[tuple, List[ScoreRow]] = {}
+    for row in rows:
+        grouped.setdefault((row.set, row.stage), []).append(row)
+    return grouped
+
+
+def set_scores(rows: Iterable[ScoreRow]) -> Dict[tuple, float]:
+    """(set, stage) -> the paper's average Dice: the mean over that set's cases and the three structures."""
+    return {key: mean_score([r.dice for r in group]) for key, group in _grouped(rows).items()}
 
 
 def set_title(name: str) -> str:
@@ -78,19 +104,17 @@ def set_title(name: str) -> str:
 
 def markdown_report(rows: Sequence[ScoreRow]) -> str:
     """Table 1's shape (mean Dice per test set and stage, and their average) and a per-structure table."""
-    sets = _ordered((row.set for row in rows), list(TEST_SETS))
-    stages = _ordered((row.stage for row in rows), ["FTN", "FTN+STN"])
+    sets, stages = ordered_sets(rows), ordered_stages(rows)
     structures = [structure_name(code) for code in STRUCTURES]
-    grouped: Dict[tuple, List[ScoreRow]] = {}
-    for row in rows:
-        grouped.setdefault((row.set, row.stage), []).append(row)
+    grouped = _grouped(rows)
+    scores = set_scores(rows)
     lines = ["Mean Dice over cases and structures (LV, MYO, RV), as in Table 1 of Chen et al. (MICCAI 2021)", "",
              "| stage | " + " | ".join(set_title(s) for s in sets) + " | AVG |",
              "| --- |" + " ---: |" * (len(sets) + 1)]
     for stage in stages:
-        scores = [_mean([r.dice for r in grouped.get((s, stage), [])]) for s in sets]
-        present = [score for score in scores if not math.isnan(score)]
-        lines.append(f"| {stage} | " + " | ".join(_dice(score) for score in scores) + f" | {_dice(_mean(present))} |")
+        row_scores = [scores.get((s, stage), math.nan) for s in sets]
+        lines.append(f"| {stage} | " + " | ".join(format_dice(score) for score in row_scores)
+                     + f" | {format_dice(mean_score(row_scores))} |")
     lines += ["", "Per structure: mean Dice and mean HD95 (mm)", "",
               "| set | stage | cases | " + " | ".join(f"{s} Dice" for s in structures) + " | "
               + " | ".join(f"{s} HD95" for s in structures) + " |",
@@ -103,6 +127,7 @@ def markdown_report(rows: Sequence[ScoreRow]) -> str:
             by_structure = {name: [r for r in group if r.structure == name] for name in structures}
             cases = len({r.case for r in group})
             lines.append(f"| {set_title(s)} | {stage} | {cases} | "
-                         + " | ".join(_dice(_mean([r.dice for r in by_structure[n]])) for n in structures) + " | "
+                         + " | ".join(format_dice(mean_score([r.dice for r in by_structure[n]]))
+                                      for n in structures) + " | "
                          + " | ".join(_hd95([r.hd95 for r in by_structure[n]]) for n in structures) + " |")
     return "\n".join(lines) + "\n"

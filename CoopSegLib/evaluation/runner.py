@@ -21,22 +21,24 @@ STAGE_NAMES = {"initial": "FTN", "refined": "FTN+STN"}
 OUTPUT_SUFFIXES = ("_probabilities", "_entropy")  # extra files `coopseg segment` writes beside the label maps
 
 
-def score_rows(set_name: str, case: str, stage: str, prediction: np.ndarray, reference: Volume) -> List[ScoreRow]:
+def score_rows(set_name: str, case: str, stage: str, prediction: np.ndarray, reference: Volume,
+               distances: bool = True) -> List[ScoreRow]:
     """Rows for one label map against its reference (Dice and HD95 per structure, at the reference's spacing)."""
-    scores = overlap_scores(prediction, reference.array, reference.spacing)
+    scores = overlap_scores(prediction, reference.array, reference.spacing, distances=distances)
     return [ScoreRow(set_name, case, stage, structure_name(code), s.dice, s.hd95) for code, s in scores.items()]
 
 
 def evaluate_model(segmenter: "Segmenter", cases: Iterable[EvaluationCase],
-                   report: Optional[Callable[[EvaluationCase], None]] = None) -> List[ScoreRow]:
-    """FTN and FTN+STN scores of every case (one segmentation pass gives both)."""
+                   report: Optional[Callable[[EvaluationCase], None]] = None,
+                   distances: bool = True) -> List[ScoreRow]:
+    """FTN and FTN+STN scores of every case (one segmentation pass gives both); HD95 too unless not ``distances``."""
     rows: List[ScoreRow] = []
     for case in cases:
         if report is not None:
             report(case)
         result = segmenter.segment(case.image.array, case.image.affine, stage="stn")
         for attribute, stage in STAGE_NAMES.items():
-            rows += score_rows(case.set, case.key, stage, getattr(result, attribute), case.label)
+            rows += score_rows(case.set, case.key, stage, getattr(result, attribute), case.label, distances)
     return rows
 
 

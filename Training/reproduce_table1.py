@@ -1,0 +1,152 @@
+"""Table 1 of Chen et al. (MICCAI 2021) with our code: standard vs cooperative training, scored outside training.
+
+    python Training/train.py --config short_acdc10_cooperative --data DATA --run-dir runs/short_acdc10_cooperative
+    python Training/train.py --config short_acdc10_standard --data DATA --run-dir runs/short_acdc10_standard
+    python Training/reproduce_table1.py --data DATA --standard runs/short_acdc10_standard \\
+        --cooperative runs/short_acdc10_cooperative --output docs/table1.md
+
+The two runs must share the protocol (training and validation subjects, steps, seed); the test subjects are every
+subject in DATA that neither run trained or validated on. Each test case (clean ED and ES frames; ES frames under
+the four TorchIO artefacts) is built once and segmented by both models. Writes the Markdown table (``--output``)
+and every score (the same name with .csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
+
+from CoopSegLib.bundle import read_metadata  # noqa: E402
+from CoopSegLib.errors import CoopSegError  # noqa: E402
+
+PROTOCOL_KEYS = ("steps", "seed")  # with the training and validation subjects, what both runs must share
+SETS = ("clean", "bias", "ghosting", "motion", "spike")
+
+
+def bundle_path(path: str) -> Path:
+    """A bundle folder, or a run folder holding one (model.coopseg)."""
+    path = Path(path)
+    return path / "model.coopseg" if (path / "model.coopseg").is_dir() else path
+
+
+def shared_protocol(standard: dict, cooperative: dict) -> dict:
+    """The training record both bundles share; an error naming what differs."""
+    a, b = standard["training"], cooperative["training"]
+    differs = [key for key in PROTOCOL_KEYS if a.get(key) != b.get(key)]
+    differs += [f"data.{key}" for key in ("train_subjects", "validation_subjects", "frames")
+                if a["data"].get(key) != b["data"].get(key)]
+    if differs:
+        raise CoopSegError(f"the two models were not trained on the same protocol: {', '.join(differs)} differ")
+    return a
+
+
+def test_subjects(data: Path, protocol: dict, limit: int) -> List[str]:
+    from CoopSegLib.data.readers import list_acdc_subjects
+
+    used = set(protocol["data"]["train_subjects"]) | set(protocol["data"]["validation_subjects"])
+    subjects = [s for s in list_acdc_subjects(data) if s not in used]
+    if not subjects:
+        raise CoopSegError(f"{data}: every subject there was used in training or validation; none left to test on")
+    if not limit or limit >= len(subjects):
+        return subjects
+    # Evenly spread over the sorted list, so every ACDC group (numbered in blocks of 20) stays represented.
+    return [subjects[round(i * (len(subjects) - 1) / max(limit - 1, 1))] for i in range(limit)]
+
+
+def document(table: str, comparison, protocol: dict, metadata: dict, subjects: List[str], args) -> str:
+    training = protocol["data"]
+    corrupted = ", ".join(comparison.corrupted_sets)
+    verdict = "holds" if comparison.claim_holds() else "does not hold"
+    limit = f" --max-subjects {args.max_subjects}" if args.max_subjects else ""
+    rows = []
+    for name, meta in metadata.items():
+        record, config = meta["training"], meta["architecture"]
+        rows.append(f"| {name} | {record['run']} | {record['steps']} | {record['weights_from_step']} | "
+                    f"{config['learning_rate']:g} | {record['device']} | {record['wall_time_s'] / 60:.0f} min |")
+    return f"""# Table 1, reproduced with CoopSeg's code: standard vs cooperative training
+
+Mean Dice over cases and the three structures (LV, MYO, RV) on ACDC subjects outside training, as in Table 1 of
+Chen et al. (MICCAI 2021). Clean: ED and ES frames. Artefacts: ES frames corrupted {args.copies} time(s) each with
+TorchIO at the paper's parameters (corruption seed {args.seed}, the same copies as `coopseg corrupt`).
+"corrupted AVG" is the mean over {corrupted}.
+
+{table}
+The target (cooperative FTN+STN >= standard on every set and >= 0.05 higher on average over the corrupted sets)
+**{verdict}**: FTN+STN gain {comparison.gain('FTN+STN'):+.4f} over the corrupted sets, FTN gain
+{comparison.gain('FTN'):+.4f}.
+
+## Protocol
+
+- Training subjects ({len(training['train_subjects'])}, drawn by seed {protocol['seed']}):
+  {', '.join(training['train_subjects'])}
+- Validation subjects (model selection: best FTN+STN validation Dice): {', '.join(training['validation_subjects'])}
+- Test subjects: the {len(subjects)} other subjects of `{args.data}` ({subjects[0]} ... {subjects[-1]}).
+
+| model | run | steps | weights from step | Adam lr | device | training wall time |
+| --- | --- | ---: | ---: | ---: | --- | ---: |
+{chr(10).join(rows)}
+
+## Regenerate
+
+```
+python Training/train.py --config short_acdc10_cooperative --data DATA --run-dir runs/short_acdc10_cooperative
+python Training/train.py --config short_acdc10_standard --data DATA --run-dir runs/short_acdc10_standard
+python Training/reproduce_table1.py --data DATA --standard runs/short_acdc10_standard \\
+    --cooperative runs/short_acdc10_cooperative --copies {args.copies}{limit} --output {args.output}
+```
+
+Every Dice score (per case, stage and structure) is in `{Path(args.output).with_suffix('.csv').name}`.
+"""
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, metavar="DIR", help="ACDC training/ folder (patientNNN/ folders)")
+    parser.add_argument("--standard", required=True, metavar="RUN", help="run folder or bundle of standard training")
+    parser.add_argument("--cooperative", required=True, metavar="RUN", help="run folder or bundle of cooperative")
+    parser.add_argument("--copies", type=int, default=1, metavar="N", help="corrupted copies per ES frame (1)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (0)")
+    parser.add_argument("--max-subjects", type=int, default=0, metavar="N",
+                        help="test on N subjects spread evenly over the sorted list (default: all)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", default="docs/table1.md", metavar="FILE", help="Markdown table (docs/table1.md)")
+    args = parser.parse_args(argv)
+    try:
+        from CoopSegLib.evaluation.comparison import Comparison, comparison_csv, evaluate_methods
+        from CoopSegLib.evaluation.report import write_text_atomically
+        from CoopSegLib.evaluation.test_sets import build_test_sets
+        from CoopSegLib.inference import Segmenter
+
+        paths = {"standard": bundle_path(args.standard), "cooperative": bundle_path(args.cooperative)}
+        metadata = {name: read_metadata(path) for name, path in paths.items()}
+        protocol = shared_protocol(metadata["standard"], metadata["cooperative"])
+        subjects = test_subjects(Path(args.data), protocol, args.max_subjects)
+        segmenters = {name: Segmenter(path, device=args.device) for name, path in paths.items()}
+        total = len(subjects) * (2 + (len(SETS) - 1) * args.copies)
+        done = []
+
+        def report(case) -> None:
+            done.append(case)
+            print(f"case {len(done)}/{total}: {case.set} {case.key}", file=sys.stderr, flush=True)
+
+        cases = build_test_sets(args.data, SETS, subjects, args.copies, args.seed)
+        rows = evaluate_methods(segmenters, cases, report)
+        comparison = Comparison.of(rows, "standard", "cooperative")
+        table = comparison.markdown()
+        output = Path(args.output)
+        write_text_atomically(output.with_suffix(".csv"), comparison_csv(rows))
+        write_text_atomically(output, document(table, comparison, protocol, metadata, subjects, args))
+    except CoopSegError as error:
+        print(f"reproduce_table1.py: {error}", file=sys.stderr)
+        return 2
+    print(table)
+    print(f"wrote {output} and {output.with_suffix('.csv')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
