@@ -10,6 +10,7 @@ from CoopSegLib.data.corruption import corrupt_files
 from CoopSegLib.data.nifti import load_nifti, write_nifti
 from CoopSegLib.evaluation import build_test_sets
 from data_helpers import ACDC_ROOT, needs_acdc
+from inference_helpers import with_training_record
 
 TO_ACDC = np.array([0, 3, 2, 1], np.uint8)  # canonical -> ACDC codes on disk
 
@@ -89,3 +90,16 @@ def test_a_model_on_acdc_test_sets_gives_table_1(tmp_path, bundle, capsys):
     assert "| stage | clean | other site | RandSpike | AVG |" in table
     assert "\n| FTN |" in table and "\n| FTN+STN |" in table
     assert "clean: patient001_ED" in capsys.readouterr().err
+
+
+@needs_acdc
+def test_evaluating_on_the_models_own_validation_subjects(tmp_path, bundle, capsys):
+    model = with_training_record(bundle, tmp_path / "model.coopseg", ["patient001"], ["patient042"])
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(model), "--data", str(ACDC_ROOT), "--subjects", "validation",
+                 "--sets", "clean", "--device", "cpu", "--output-dir", str(out)]) == 0
+    assert {row["case"] for row in read_rows(out / "evaluation.csv")} == {"patient042_ED", "patient042_ES"}
+    # The toy bundle records no subjects: saying so beats silently evaluating every subject.
+    assert main(["evaluate", "--model", str(bundle), "--data", str(ACDC_ROOT), "--subjects", "validation",
+                 "--device", "cpu", "--output-dir", str(tmp_path / "other")]) == 2
+    assert "names no validation subjects" in capsys.readouterr().err and not (tmp_path / "other").exists()

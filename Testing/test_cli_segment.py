@@ -15,7 +15,6 @@ from CoopSegLib.cli import main
 from CoopSegLib.data.nifti import write_nifti
 from CoopSegLib.inference import Cancelled, Segmenter
 from CoopSegLib.inference.files import segment_file
-from CoopSegLib.weights import DEFAULT_BUNDLE
 from data_helpers import ACDC_ROOT, needs_acdc, rotation
 from inference_helpers import mean_dice, ring_volume
 
@@ -140,7 +139,7 @@ def test_the_messages_say_what_is_wrong(tmp_path, bundle, good_input, capsys):
     assert list(tmp_path.joinpath("out").iterdir()) == []
 
 
-def test_model_problems_stop_the_command_with_status_2(tmp_path, bundle, good_input, capsys):
+def test_model_problems_stop_the_command_with_status_2(tmp_path, bundle, good_input, capsys, monkeypatch):
     good, _ = good_input
     broken = tmp_path / "broken.coopseg"
     shutil.copytree(bundle, broken)
@@ -152,9 +151,12 @@ def test_model_problems_stop_the_command_with_status_2(tmp_path, bundle, good_in
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "do not match the architecture" in err[0] and str(broken) in err[0]
     assert not out.exists() or list(out.iterdir()) == []
-    if not (DEFAULT_BUNDLE / "metadata.json").is_file():
-        assert main(["segment", str(good), "--output-dir", str(out)]) == 2
-        assert "no default model is shipped" in capsys.readouterr().err
+    import CoopSegLib.weights
+
+    monkeypatch.setattr(CoopSegLib.weights, "DEFAULT_BUNDLE", tmp_path / "absent.coopseg")  # an install without one
+    assert main(["segment", str(good), "--output-dir", str(out)]) == 2
+    assert "no default model is shipped" in capsys.readouterr().err
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_inputs_with_the_same_name_do_not_overwrite_each_other(tmp_path, bundle, good_input, capsys):

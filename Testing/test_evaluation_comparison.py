@@ -1,9 +1,7 @@
 """Table 1 comparisons: set scores, gains and the claim check; Training/reproduce_table1.py on real ACDC."""
 
 import csv
-import json
 import math
-import shutil
 import sys
 
 import numpy as np
@@ -13,6 +11,7 @@ from CoopSegLib.evaluation.comparison import Comparison
 from CoopSegLib.evaluation.metrics import overlap_scores
 from CoopSegLib.evaluation.report import ScoreRow
 from data_helpers import ACDC_ROOT, REPO, needs_acdc
+from inference_helpers import with_training_record
 
 sys.path.insert(0, str(REPO / "Training"))
 import reproduce_table1  # noqa: E402  (Training/reproduce_table1.py)
@@ -53,17 +52,6 @@ def test_dice_without_distances_matches_and_leaves_hd95_out():
     quick = overlap_scores(prediction, reference, (1.5, 1.5, 8.0), distances=False)
     assert [s.dice for s in quick.values()] == [s.dice for s in full.values()]
     assert all(math.isnan(s.hd95) for s in quick.values()) and all(math.isfinite(s.hd95) for s in full.values())
-
-
-def with_training_record(bundle, folder, train, validation, steps=100):
-    path = shutil.copytree(bundle, folder)
-    metadata = json.loads((path / "metadata.json").read_text())
-    metadata["training"] = {"run": folder.name, "steps": steps, "weights_from_step": steps, "seed": 40,
-                            "device": "cpu", "wall_time_s": 60.0,
-                            "data": {"frames": ["ED", "ES"], "train_subjects": train,
-                                     "validation_subjects": validation}}
-    (path / "metadata.json").write_text(json.dumps(metadata))
-    return path
 
 
 @needs_acdc

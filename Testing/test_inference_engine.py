@@ -208,10 +208,11 @@ def test_bundles_with_unusable_preprocessing_are_refused(tmp_path):
         Segmenter(path, device="cpu")
 
 
-def test_without_a_shipped_model_the_default_says_what_to_do():
-    if (DEFAULT_BUNDLE / "metadata.json").is_file():
-        assert default_bundle() == DEFAULT_BUNDLE
-        return
+def test_without_a_shipped_model_the_default_says_what_to_do(monkeypatch, tmp_path):
+    assert default_bundle() == DEFAULT_BUNDLE  # this checkout ships one
+    import CoopSegLib.weights
+
+    monkeypatch.setattr(CoopSegLib.weights, "DEFAULT_BUNDLE", tmp_path / "absent.coopseg")  # an install without
     with pytest.raises(CoopSegError) as error:
         Segmenter(None, device="cpu")
     assert str(error.value) == NO_DEFAULT_MODEL and "--model BUNDLE" in NO_DEFAULT_MODEL

@@ -3,13 +3,12 @@
     docs/slicer_segmentation.png   an ACDC slice with the "initial (FTN)" and "refined (FTN+STN)" segmentation nodes
     docs/slicer_hard_example.png   the hard-example preview nodes for that slice, one per masking scheme
 
-Usage: python docs/make_slicer_pictures.py [--model BUNDLE] [--acdc ../shared/data/ACDC/training]
+Usage: python docs/make_slicer_pictures.py [--model BUNDLE] [--subject patientNNN] [--acdc ../shared/data/ACDC/training]
 
 The module logic (CoopSeg/CoopSegMRML) runs exactly as in Slicer: Slicer's volumes logic reads the NIfTI file, the
 logic makes the nodes, and the pictures are drawn with matplotlib from those nodes' arrays (Slicer's slice views
-need an OpenGL context this script does not assume). Without --model a small demonstration model is trained first
-(about 15 minutes on one CPU core, on the ACDC training subjects found, never on the subject shown) and kept in
---cache: no model ships yet, and the pictures show the plumbing and the look, not the shipped model's accuracy.
+need an OpenGL context this script does not assume). The model is the shipped one unless --model names another; the
+subject is the model's first validation subject (one it never trained on) unless --subject names another.
 """
 
 from __future__ import annotations
@@ -28,48 +27,14 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "CoopSeg"))  # the module's folder, as Slicer puts it on sys.path
 
+from CoopSegLib.bundle import read_metadata  # noqa: E402
+from CoopSegLib.weights import default_bundle  # noqa: E402
 from CoopSegMRML import STRUCTURES, CoopSegSceneLogic  # noqa: E402
 from CoopSegMRML.headless import headless_scene, load_volume  # noqa: E402
 from CoopSegMRML.segmentations import labels_from_segmentation  # noqa: E402
 from CoopSegMRML.volumes import volume_image  # noqa: E402
 
-SUBJECT = "patient001"
-DEMO = {"spacing_mm": 2.0, "size": 96}  # a coarse grid keeps the demonstration model quick to train on a CPU
-DEMO_WIDTHS = (16, 32, 64, 64)
-DEMO_STEPS = 600
 LABEL_COLOURS = ListedColormap([(0, 0, 0, 0)] + [(*s.color, 0.55) for s in STRUCTURES])
-
-
-def train_demo_bundle(acdc: Path, path: Path) -> Path:
-    import torch
-
-    from CoopSegLib.bundle import save_bundle
-    from CoopSegLib.cooperative import CooperativeConfig, CooperativeTrainer
-    from CoopSegLib.data.normalisation import minmax_per_slice
-    from CoopSegLib.data.preprocess import prepare_case
-    from CoopSegLib.data.readers.acdc import read_acdc_subject
-
-    images, labels = [], []
-    for folder in sorted(acdc.glob("patient*")):
-        if folder.name == SUBJECT or not (folder / "Info.cfg").is_file():
-            continue
-        for case in read_acdc_subject(folder):
-            prepared = prepare_case(case, DEMO["spacing_mm"], DEMO["size"])
-            keep = prepared.labelled_slices()
-            images.append(minmax_per_slice(torch.from_numpy(prepared.image[keep])))
-            labels.append(torch.from_numpy(prepared.label[keep].astype(np.int64)))
-    x, y = torch.cat(images)[:, None], torch.cat(labels)
-    torch.manual_seed(0)
-    config = CooperativeConfig.variant("standard", widths=DEMO_WIDTHS, learning_rate=2e-3)
-    trainer = CooperativeTrainer(config, device="cpu", precision="fp32")
-    generator = torch.Generator().manual_seed(0)
-    for step in range(DEMO_STEPS):
-        batch = torch.randint(0, len(x), (16,), generator=generator)
-        losses = trainer.train_step(x[batch], y[batch])
-        if step % 100 == 0:
-            print(f"demo model step {step}: {losses}", flush=True)
-    training = {"data": "ACDC training ED/ES except " + SUBJECT, "steps": DEMO_STEPS, "purpose": "pictures"}
-    return save_bundle(path, trainer.model.eval(), DEMO, training=training, overwrite=True)
 
 
 def show(axis, image, labels=None, title=""):
@@ -92,17 +57,17 @@ def crop(array, labels, margin=22):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="a model bundle folder (default: train a demonstration one)")
+    parser.add_argument("--model", type=Path, help="a model bundle folder (default: the shipped model)")
+    parser.add_argument("--subject", help="ACDC subject folder to show (default: the model's first validation one)")
     parser.add_argument("--acdc", type=Path, default=REPO.parent / "shared" / "data" / "ACDC" / "training")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/coopseg-demo.coopseg"))
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     args = parser.parse_args()
-    model = args.model
-    if model is None:
-        model = args.cache if (args.cache / "metadata.json").is_file() else train_demo_bundle(args.acdc, args.cache)
+    model = args.model or default_bundle()
+    subject = args.subject or (read_metadata(model).get("training") or {}).get("data", {}).get(
+        "validation_subjects", ["patient001"])[0]
 
     scene = headless_scene()
-    volume = load_volume(scene, args.acdc / SUBJECT / f"{SUBJECT}_frame01.nii.gz")
+    volume = load_volume(scene, args.acdc / subject / f"{subject}_frame01.nii.gz")
     logic = CoopSegSceneLogic(scene)
     result = logic.segment(volume, model=str(model), device="cpu")
     image, _ = volume_image(volume)

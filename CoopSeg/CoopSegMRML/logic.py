@@ -30,8 +30,8 @@ DEVICES = {"auto": "auto", "cpu": "cpu", "gpu": "cuda"}  # GUI choice -> torch d
 STAGE_TITLES = {"initial": "initial (FTN)", "refined": "refined (FTN+STN)"}
 ROLE_ATTRIBUTE = "CoopSeg.Role"
 INPUT_REFERENCE = "CoopSegInput"
-NO_DEFAULT_MODEL = ("No default model is shipped with this CoopSeg yet: choose a model bundle folder "
-                    "(a *.coopseg folder; train one with python Training/train.py).")
+NO_DEFAULT_MODEL = ("This CoopSeg install has no default model (its weights folder is missing): choose a model "
+                    "bundle folder (a *.coopseg folder; train one with python Training/train.py).")
 
 ProgressCallback = Callable[[float, str], None]
 

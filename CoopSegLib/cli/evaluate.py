@@ -43,7 +43,9 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
                         help="comma-separated test sets: clean, site, bias, ghosting, motion, spike, or all "
                              "(default: all; site only with --site)")
     parser.add_argument("--site", metavar="DIR", help="another site's labelled data for the 'site' set")
-    parser.add_argument("--subjects", metavar="LIST", help="comma-separated subject folders (default: all in --data)")
+    parser.add_argument("--subjects", metavar="LIST",
+                        help="comma-separated subject folders, or 'validation': the model's own validation subjects "
+                             "from its metadata (default: all in --data)")
     parser.add_argument("--copies", type=int, default=3, metavar="N", help="corrupted copies per ES frame (3)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -71,8 +73,14 @@ def run(args: argparse.Namespace) -> int:
         from CoopSegLib.inference.engine import Segmenter
 
         sets = parse_sets(args.sets, args.site)
-        subjects = [s.strip() for s in args.subjects.split(",") if s.strip()] if args.subjects else None
         segmenter = Segmenter(args.model, device=args.device)
+        if args.subjects == "validation":  # the subjects the model was selected on, never trained on
+            training = segmenter.bundle.metadata.get("training") or {}
+            subjects = training.get("data", {}).get("validation_subjects")
+            if not subjects:
+                raise CoopSegError(f"{segmenter.bundle.path}: the model's metadata names no validation subjects")
+        else:
+            subjects = [s.strip() for s in args.subjects.split(",") if s.strip()] if args.subjects else None
         cases = build_test_sets(args.data, sets, subjects, args.copies, args.seed, args.site)
         rows = evaluate_model(segmenter, cases,
                               report=lambda case: print(f"{case.set}: {case.key}", file=sys.stderr, flush=True))

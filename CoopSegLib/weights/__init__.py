@@ -1,7 +1,7 @@
 """Where the shipped default model bundle lives, and the one place that says so.
 
-The bundle itself (a folder made by ``CoopSegLib.bundle.save_bundle``) is added by a later release; until then
-``default_bundle()`` stops with a message saying how to get a model.
+The bundle itself is a folder made by ``CoopSegLib.bundle.save_bundle`` from the run that docs/model_card.md describes.
+An install without it (a stripped package) gets a message from ``default_bundle()`` saying how to get a model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from CoopSegLib.errors import CoopSegError
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default.coopseg"
 
 NO_DEFAULT_MODEL = (
-    "no default model is shipped with this install yet; pass --model BUNDLE (train one with python Training/train.py)"
+    f"no default model is shipped with this install ({DEFAULT_BUNDLE} is missing); pass --model BUNDLE "
+    "(train one with python Training/train.py)"
 )
 
 
