@@ -103,3 +103,21 @@ def test_evaluating_on_the_models_own_validation_subjects(tmp_path, bundle, caps
     assert main(["evaluate", "--model", str(bundle), "--data", str(ACDC_ROOT), "--subjects", "validation",
                  "--device", "cpu", "--output-dir", str(tmp_path / "other")]) == 2
     assert "names no validation subjects" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+@needs_acdc
+def test_largest_component_scores_the_post_processed_maps(tmp_path, bundle):
+    from CoopSegLib.data.readers import read_acdc_subject
+    from CoopSegLib.evaluation.metrics import overlap_scores
+    from CoopSegLib.inference import Segmenter
+
+    assert main(["evaluate", "--model", str(bundle), "--data", str(ACDC_ROOT), "--subjects", "patient042",
+                 "--sets", "clean", "--largest-component", "--device", "cpu", "--output-dir", str(tmp_path)]) == 0
+    scored = {(r["case"], r["stage"], r["structure"]): float(r["dice"]) for r in read_rows(tmp_path / "evaluation.csv")}
+    segmenter = Segmenter(bundle, device="cpu")
+    for case in read_acdc_subject(ACDC_ROOT / "patient042", ("ED", "ES")):
+        result = segmenter.segment(case.image.array, case.image.affine, largest_component=True)
+        for stage, labels in (("FTN", result.initial), ("FTN+STN", result.refined)):
+            for code, name in ((1, "LV"), (2, "MYO"), (3, "RV")):
+                expected = overlap_scores(labels, case.label.array, case.image.spacing, distances=False)[code].dice
+                assert scored[(case.key, stage, name)] == pytest.approx(expected, abs=1e-5, nan_ok=True)

@@ -48,6 +48,8 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
                              "from its metadata (default: all in --data)")
     parser.add_argument("--copies", type=int, default=3, metavar="N", help="corrupted copies per ES frame (3)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (default 0)")
+    parser.add_argument("--largest-component", action="store_true",
+                        help="score label maps after keeping each structure's largest 3D component")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--output-dir", metavar="DIR", default=".", help="where to write the CSV and Markdown (.)")
     parser.set_defaults(func=run)
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             subjects = [s.strip() for s in args.subjects.split(",") if s.strip()] if args.subjects else None
         cases = build_test_sets(args.data, sets, subjects, args.copies, args.seed, args.site)
         rows = evaluate_model(segmenter, cases,
-                              report=lambda case: print(f"{case.set}: {case.key}", file=sys.stderr, flush=True))
+                              report=lambda case: print(f"{case.set}: {case.key}", file=sys.stderr, flush=True),
+                              largest_component=args.largest_component)
     output_dir = Path(args.output_dir)
     table = markdown_report(rows)
     csv_path = write_text_atomically(output_dir / "evaluation.csv", rows_to_csv(rows))
