@@ -26,6 +26,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "CoopSeg"))  # the module's folder, as Slicer puts it on sys.path
+sys.path.insert(1, str(REPO))  # CoopSegLib, from a checkout without installing
 
 from CoopSegLib.bundle import read_metadata  # noqa: E402
 from CoopSegLib.weights import default_bundle  # noqa: E402
