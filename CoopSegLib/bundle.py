@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Optional, Union
+from typing import Any, List, Mapping, NamedTuple, Optional, Union
 
 import torch
 
@@ -117,6 +117,12 @@ def read_metadata(path: PathLike) -> dict:
         if not isinstance(metadata.get(key), dict):
             raise BundleError(f"{path}: metadata has no {key!r} section")
     return metadata
+
+
+def recorded_subjects(metadata: Mapping[str, Any], part: str = "validation") -> List[str]:
+    """The subjects a bundle's training record says it used for ``part`` ("train" or "validation"); [] if none."""
+    training = metadata.get("training") or {}
+    return list((training.get("data") or {}).get(f"{part}_subjects") or [])
 
 
 def load_bundle(path: PathLike, device: Union[str, torch.device] = "cpu") -> Bundle:

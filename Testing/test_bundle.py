@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from CoopSegLib.bundle import BundleError, file_sha256, load_bundle, read_metadata, save_bundle
+from CoopSegLib.bundle import BundleError, file_sha256, load_bundle, read_metadata, recorded_subjects, save_bundle
 from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel
 
 from conftest import SMALL_WIDTHS
@@ -86,3 +86,11 @@ def test_not_a_bundle_and_existing_target(tmp_path, model):
     save_bundle(path, model, {"spacing_mm": 1.0, "size": 32}, overwrite=True)
     assert read_metadata(path)["preprocessing"]["spacing_mm"] == 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "model"]
+
+
+def test_recorded_subjects_reads_the_training_record(tmp_path, model):
+    record = {"data": {"train_subjects": ["patient002", "patient003"], "validation_subjects": ["patient007"]}}
+    metadata = read_metadata(save_bundle(tmp_path / "m.coopseg", model, PREPROCESSING, record))
+    assert recorded_subjects(metadata, "train") == ["patient002", "patient003"]
+    assert recorded_subjects(metadata) == ["patient007"]
+    assert recorded_subjects({"training": None}) == []  # a bundle saved without a training record

@@ -81,12 +81,9 @@ def test_failures_carry_their_reason(scene_volume, tmp_path):
 
 
 def test_no_shipped_model_says_what_to_choose(scene_volume, monkeypatch, tmp_path):
-    import CoopSegMRML.logic as logic_module
-
     import CoopSegLib.weights
 
     # An install without the shipped weights (this checkout has them).
-    monkeypatch.setattr(logic_module, "DEFAULT_BUNDLE", tmp_path / "absent.coopseg")
     monkeypatch.setattr(CoopSegLib.weights, "DEFAULT_BUNDLE", tmp_path / "absent.coopseg")
     scene, volume = scene_volume
     status = CoopSegSceneLogic(scene).start(volume, model="", device="cpu").join(60)

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from machine import machine_fields  # noqa: E402  (bench/machine.py)
-from CoopSegLib.bundle import load_bundle, save_bundle  # noqa: E402
+from CoopSegLib.bundle import WEIGHTS_FILE, load_bundle, recorded_subjects, save_bundle  # noqa: E402
 from CoopSegLib.data.readers import read_acdc_subject  # noqa: E402
 from CoopSegLib.evaluation.metrics import overlap_scores  # noqa: E402
 from CoopSegLib.inference import Segmenter  # noqa: E402
@@ -36,12 +36,11 @@ def main() -> None:
     args = parser.parse_args()
 
     original = load_bundle(args.model, "cpu")
-    subjects = (args.subjects.split(",") if args.subjects
-                else original.metadata["training"]["data"]["validation_subjects"])
+    subjects = args.subjects.split(",") if args.subjects else recorded_subjects(original.metadata, "validation")
     with tempfile.TemporaryDirectory() as folder:
         half = save_bundle(Path(folder) / "half.coopseg", original.model, original.metadata["preprocessing"],
                            original.metadata["training"], storage="float16")
-        sizes = {name: (path / "weights.pt").stat().st_size / 2**20 for name, path in
+        sizes = {name: (path / WEIGHTS_FILE).stat().st_size / 2**20 for name, path in
                  (("float32", args.model), ("float16", half))}
         segmenters = {"float32": Segmenter(args.model, device="cpu"), "float16": Segmenter(half, device="cpu")}
         dice = {(storage, stage): [] for storage in segmenters for stage in ("FTN", "FTN+STN")}

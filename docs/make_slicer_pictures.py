@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "CoopSeg"))  # the module's folder, as Slicer puts it on sys.path
 sys.path.insert(1, str(REPO))  # CoopSegLib, from a checkout without installing
 
-from CoopSegLib.bundle import read_metadata  # noqa: E402
+from CoopSegLib.bundle import read_metadata, recorded_subjects  # noqa: E402
 from CoopSegLib.weights import default_bundle  # noqa: E402
 from CoopSegMRML import STRUCTURES, CoopSegSceneLogic  # noqa: E402
 from CoopSegMRML.headless import headless_scene, load_volume  # noqa: E402
@@ -64,8 +64,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     args = parser.parse_args()
     model = args.model or default_bundle()
-    subject = args.subject or (read_metadata(model).get("training") or {}).get("data", {}).get(
-        "validation_subjects", ["patient001"])[0]
+    subject = args.subject or (recorded_subjects(read_metadata(model), "validation") or ["patient001"])[0]
 
     scene = headless_scene()
     volume = load_volume(scene, args.acdc / subject / f"{subject}_frame01.nii.gz")

@@ -19,7 +19,7 @@ import numpy as np
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices
 from CoopSegLib.inference import Segmentation, Segmenter, preview_hard_example
-from CoopSegLib.weights import DEFAULT_BUNDLE, has_default_bundle
+from CoopSegLib.weights import default_bundle, has_default_bundle
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
 from CoopSegMRML.segmentations import labels_from_segmentation, place_beside, segmentation_from_labels
 from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_table, segment_volume_rows
@@ -77,7 +77,7 @@ class CoopSegSceneLogic:
         if model:
             path = Path(model).expanduser().resolve()
         elif has_default_bundle():
-            path = DEFAULT_BUNDLE
+            path = default_bundle()
         else:
             raise CoopSegError(NO_DEFAULT_MODEL)
         key = (str(path), device)

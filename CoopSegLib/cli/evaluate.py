@@ -72,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
     if by_files:
         rows = evaluate_folders(args.pred, args.ref, CODINGS[args.ref_codes])
     else:
+        from CoopSegLib.bundle import recorded_subjects
         from CoopSegLib.inference.engine import Segmenter
 
         sets = parse_sets(args.sets, args.site)
         segmenter = Segmenter(args.model, device=args.device)
         if args.subjects == "validation":  # the subjects the model was selected on, never trained on
-            training = segmenter.bundle.metadata.get("training") or {}
-            subjects = training.get("data", {}).get("validation_subjects")
+            subjects = recorded_subjects(segmenter.bundle.metadata, "validation")
             if not subjects:
                 raise CoopSegError(f"{segmenter.bundle.path}: the model's metadata names no validation subjects")
         else:
