@@ -164,6 +164,20 @@ def test_every_shipped_config_takes_a_step_on_the_phantom(config, tmp_path):
     assert prediction.refined.shape == (2, 4, 64, 64) and torch.isfinite(prediction.refined).all()
 
 
+def test_a_stopped_run_is_finished_into_a_float16_bundle(tmp_path):
+    # What finishing an interrupted run at its last checkpoint looks like: resume with train.steps at that step.
+    first = run_training(tiny_settings("train.steps=4"), tmp_path / "r", say=lambda _: None)
+    full_size = (first.bundle / "weights.pt").stat().st_size
+    weights_before = model_state(tmp_path / "r")
+    again = run_training(tiny_settings("train.steps=4", "checkpoint.bundle_storage=float16"), tmp_path / "r",
+                         resume=True, say=lambda _: None)
+    assert again.step == 4 and again.best_step == first.best_step  # no further training, same selection
+    assert_same_weights(weights_before, model_state(tmp_path / "r"))
+    bundle = load_bundle(again.bundle)
+    assert bundle.metadata["weights"]["storage"] == "float16"
+    assert (again.bundle / "weights.pt").stat().st_size < 0.6 * full_size
+
+
 def test_bundle_from_training_predicts_as_the_trainer_validated(tmp_path):
     settings = tiny_settings("train.steps=2", "validation.every=0", "train.precision=fp32")
     outcome = run_training(settings, tmp_path / "r", say=lambda _: None)

@@ -40,6 +40,7 @@ def test_round_trip_through_to_dict_keeps_every_value():
     ({"data": {"size": 100}}, "data.size must be a multiple of 16"),
     ({"train": {"steps": 10, "epochs": 3}}, "exactly one of train.steps and train.epochs"),
     ({"train": {"batch_size": 0}}, "train.batch_size must be positive"),
+    ({"checkpoint": {"bundle_storage": "bfloat16"}}, "checkpoint.bundle_storage must be one of float32, float16"),
     ({"train": {"workers": "many"}}, "train.workers must be"),
     ({"train": 5}, "train must be a mapping"),
 ])

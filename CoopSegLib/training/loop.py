@@ -268,7 +268,8 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
     preprocessing = {"spacing_mm": settings.data.spacing_mm, "size": settings.data.size,
                      "intensity": "2nd-98th percentile clip of the volume, min-max to [0, 1]"}
     record = bundle_training_record(settings, data, outcome, elapsed, device, group.world_size)
-    outcome.bundle = save_bundle(run_dir / BUNDLE_NAME, model, preprocessing, record, overwrite=True)
+    outcome.bundle = save_bundle(run_dir / BUNDLE_NAME, model, preprocessing, record,
+                                 storage=settings.checkpoint.bundle_storage, overwrite=True)
     write_report(run_dir / "report.md", settings, data, outcome, record)
     return outcome
 

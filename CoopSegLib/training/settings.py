@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
+from CoopSegLib.bundle import STORAGE_DTYPES
 from CoopSegLib.cooperative.config import VARIANTS, CooperativeConfig
 from CoopSegLib.cooperative.trainer import PRECISIONS
 from CoopSegLib.data.augmentation import BACKENDS
@@ -84,6 +85,7 @@ class ValidationSettings:
 @dataclass(frozen=True)
 class CheckpointSettings:
     every: int = 100  # steps between checkpoints (and at the end, and on Ctrl-C)
+    bundle_storage: str = "float32"  # weights of the final model.coopseg: float32, or float16 (half the size)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,8 @@ class TrainingSettings:
         choices = (("data.format", data.format, DATA_FORMATS), ("data.split", data.split, SPLITS),
                    ("data.empty_slices", data.empty_slices, EMPTY_SLICE_POLICIES),
                    ("data.augmentation_backend", data.augmentation_backend, BACKENDS),
-                   ("train.precision", train.precision, PRECISIONS))
+                   ("train.precision", train.precision, PRECISIONS),
+                   ("checkpoint.bundle_storage", self.checkpoint.bundle_storage, tuple(STORAGE_DTYPES)))
         for key, value, allowed in choices:
             if value not in allowed:
                 problems.append(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
