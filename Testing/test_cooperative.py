@@ -93,6 +93,11 @@ def test_state_dict_round_trip_and_architecture_mismatch(rings):
     restored.load_state_dict(trainer.state_dict())
     assert restored.step == 1
     assert torch.equal(restored.predict(images).refined, trainer.predict(images).refined)
+    slower = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS, learning_rate=1e-5), precision="fp32")
+    slower.load_state_dict(trainer.state_dict())
+    assert [group["lr"] for group in slower.optimizer.param_groups] == [1e-5]  # the new settings' rate, not the saved
+    assert torch.equal(slower.optimizer.state_dict()["state"][0]["exp_avg"],
+                       trainer.optimizer.state_dict()["state"][0]["exp_avg"])  # Adam's moments carry over
     other = CooperativeTrainer(CooperativeConfig(widths=(8, 16, 16, 32)), precision="fp32")
     with pytest.raises(RuntimeError, match="size mismatch"):
         other.load_state_dict(trainer.state_dict())

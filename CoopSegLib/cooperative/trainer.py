@@ -141,4 +141,8 @@ class CooperativeTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])  # strict: a mismatch is an error, never random weights
         self.optimizer.load_state_dict(state["optimizer"])
+        # The saved optimizer carries the old rate; a resumed run takes the one its settings give now (so a run can
+        # be continued at a lower rate), while Adam's moments carry over.
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate
         self.step = int(state["step"])
