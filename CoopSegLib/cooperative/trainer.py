@@ -11,6 +11,7 @@ from typing import Any, Optional, Union
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from CoopSegLib.cooperative.config import CooperativeConfig
 from CoopSegLib.cooperative.hard_examples import HardExamples
@@ -54,6 +55,7 @@ class CooperativeTrainer:
         precision: str = "auto",
         channels_last: Optional[bool] = None,
         compile: bool = False,
+        ema_decay: Optional[float] = None,
     ):
         self.config = config = config if config is not None else CooperativeConfig()
         self.device = resolve_device(device)
@@ -70,6 +72,12 @@ class CooperativeTrainer:
             for part in self.compilable_parts():
                 part.compile()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        # An exponential moving average of the weights (and BatchNorm statistics), updated after every step:
+        # validation, best-model selection and the bundle then use the average, which is smoother than the last
+        # step's weights.
+        self.average: Optional[AveragedModel] = None
+        if ema_decay is not None:
+            self.average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         # What a training step calls: the model itself, or a DistributedDataParallel wrapper of it.
         self.step_module: nn.Module = self.model
         self.step = 0
@@ -121,28 +129,53 @@ class CooperativeTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         self.step += 1
         names = ["total", *loss.terms]
         values = torch.stack([loss.total.detach(), *(t.detach() for t in loss.terms.values())]).float().tolist()
         return dict(zip(names, values))
 
+    @property
+    def evaluation_model(self) -> CooperativeModel:
+        """What validation and the bundle use: the weight average when there is one, else the trained weights."""
+        return self.average.module if self.average is not None else self.model
+
+    def set_learning_rate(self, rate: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> Prediction:
-        """Eval-mode FTN logits and STN-refined logits (float32) for N x 1 x H x W images."""
-        self.model.eval()
+        """Eval-mode FTN logits and STN-refined logits (float32) of the evaluation model for N x 1 x H x W images."""
+        model = self.evaluation_model
+        model.eval()
         images, _ = self.to_device(images)
         with self.autocast():
-            prediction = self.model.predict(images)
+            prediction = model.predict(images)
         return Prediction(*(t.float() for t in prediction))
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])  # strict: a mismatch is an error, never random weights
         self.optimizer.load_state_dict(state["optimizer"])
         # The saved optimizer carries the old rate; a resumed run takes the one its settings give now (so a run can
         # be continued at a lower rate), while Adam's moments carry over.
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.learning_rate
+        self.set_learning_rate(self.config.learning_rate)
         self.step = int(state["step"])
+        if self.average is not None:
+            if "average" in state:
+                self.average.load_state_dict(state["average"])
+            else:  # a checkpoint from a run without averaging: the average starts from its weights
+                self.average = AveragedModel(self.model, multi_avg_fn=self.average.multi_avg_fn, use_buffers=True)
+
+    def load_weights(self, model_state: dict[str, Any]) -> None:
+        """Start from trained weights (``train.init_from``): the model and its average; the optimiser starts anew."""
+        self.model.load_state_dict(model_state)  # strict
+        if self.average is not None:
+            self.average = AveragedModel(self.model, multi_avg_fn=self.average.multi_avg_fn, use_buffers=True)

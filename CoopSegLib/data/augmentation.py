@@ -24,17 +24,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from CoopSegLib.data.geometry import MODEL_SPACING
+from CoopSegLib.data.intensity_augmentation import IntensityAugmenter
 from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.errors import CoopSegError
 
 BACKENDS = ("torch", "torchio")
+# Training augmentations (data.augmentation): none; the paper's; the paper's + generic intensity transforms.
+AUGMENTATIONS = ("none", "paper", "strong")
+
+
+def augmentation_kind(value: Union[bool, str]) -> Optional[str]:
+    """One of AUGMENTATIONS for a setting value (true means "paper", false "none"); None when not recognised."""
+    if isinstance(value, bool):
+        return "paper" if value else "none"
+    kind = str(value).lower()
+    return kind if kind in AUGMENTATIONS else None
 
 
 @dataclass(frozen=True)
@@ -141,13 +152,18 @@ class SliceAugmenter:
     ...                          torch.Generator().manual_seed(0))
     >>> image.shape, float(image.amin()), float(image.amax())
     (torch.Size([2, 64, 64]), 0.0, 1.0)
+
+    ``intensity`` adds generic intensity transforms (data/intensity_augmentation.py) before the final min-max;
+    they draw after the paper's parameters, so those stay the same for a seed with or without them.
     """
 
-    def __init__(self, policy: AugmentationPolicy = AugmentationPolicy(), backend: str = "torch") -> None:
+    def __init__(self, policy: AugmentationPolicy = AugmentationPolicy(), backend: str = "torch",
+                 intensity: Optional[IntensityAugmenter] = None) -> None:
         if backend not in BACKENDS:
             raise CoopSegError(f"unknown augmentation backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.policy = policy
         self.backend = backend
+        self.intensity = intensity
 
     def __call__(
         self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
@@ -166,6 +182,8 @@ class SliceAugmenter:
         else:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
             images, labels = _torchio_spatial(images, labels, params, self.policy, seed)
+        if self.intensity is not None:
+            images = torch.stack([self.intensity(image[None], generator)[0] for image in images])
         return minmax_per_slice(images), labels
 
 

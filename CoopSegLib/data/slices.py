@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from CoopSegLib.data.augmentation import SliceAugmenter
 from CoopSegLib.data.case import Case
+from CoopSegLib.data.crops import heart_crop
 from CoopSegLib.data.geometry import MODEL_SIZE, MODEL_SPACING
 from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.data.preprocess import PreparedVolume, prepare_case
@@ -69,7 +70,8 @@ class SliceDataset(Dataset):
     """Short-axis slices of labelled cases on the model grid, optionally augmented.
 
     ``empty_slices``: one of EMPTY_SLICE_POLICIES. With "replace", a volume without any labelled slice keeps its
-    empty slices (there is nothing to replace them with).
+    empty slices (there is nothing to replace them with). ``crop``: serve ``crop`` x ``crop`` windows that hold the
+    labelled heart (data/crops.py), each slice of a pair its own window, after the slice's min-max.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class SliceDataset(Dataset):
         seed: int = 0,
         paired: bool = False,
         cache: Optional[VolumeCache] = None,
+        crop: Optional[int] = None,
     ) -> None:
         if empty_slices not in EMPTY_SLICE_POLICIES:
             raise CoopSegError(f"unknown empty-slice policy {empty_slices!r}; "
@@ -104,6 +107,9 @@ class SliceDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.paired = paired
+        if crop is not None and not 0 < crop <= size:
+            raise CoopSegError(f"crop must lie between 1 and the slice size {size}, not {crop}")
+        self.crop = crop
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random draws of this epoch (call before iterating, in the main process)."""
@@ -135,6 +141,10 @@ class SliceDataset(Dataset):
             aug_image, aug_label = self.augmenter(image, label, generator)
         else:
             aug_image, aug_label = clean_image, label
+        if self.crop is not None:
+            aug_image, aug_label = heart_crop(aug_image, aug_label, self.crop, generator)
+            if self.paired:
+                clean_image, label = heart_crop(clean_image, label, self.crop, generator)
         item["image"] = aug_image.float()
         item["label"] = aug_label[0]
         if self.paired:

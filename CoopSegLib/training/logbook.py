@@ -92,13 +92,18 @@ class Logbook:
             purge = None if resumed_step is None else resumed_step + 1
             self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
 
-    def losses(self, step: int, epoch: int, values: Mapping[str, float], samples_per_s: float) -> None:
+    def losses(self, step: int, epoch: int, values: Mapping[str, float], samples_per_s: float,
+               learning_rate: Optional[float] = None) -> None:
+        """One row; ``learning_rate`` is the rate of ``step`` (a column only in files that began with it)."""
+        rate = {} if learning_rate is None else {"learning_rate": learning_rate}
         self.losses_csv.write({"step": step, "epoch": epoch, **{PAPER_NAMES.get(k, k): v for k, v in values.items()},
-                               "samples_per_s": samples_per_s})
+                               "samples_per_s": samples_per_s, **rate})
         if self.writer is not None:
             for name, value in values.items():
                 self.writer.add_scalar(PAPER_NAMES.get(name, name), value, step)
             self.writer.add_scalar("speed/samples_per_s", samples_per_s, step)
+            if learning_rate is not None:
+                self.writer.add_scalar("optimiser/learning_rate", learning_rate, step)
 
     def validation(self, step: int, epoch: int, dice: Mapping[str, float], best: bool) -> None:
         self.validation_csv.write({"step": step, "epoch": epoch, **dice, "best": int(best)})

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from CoopSegLib.bundle import save_bundle
+from CoopSegLib.bundle import load_bundle, save_bundle
 from CoopSegLib.cooperative.model import CooperativeModel
 from CoopSegLib.cooperative.trainer import CooperativeTrainer, resolve_device
 from CoopSegLib.data.slices import paired_collate
@@ -41,6 +41,7 @@ from CoopSegLib.training.order import EpochItems, TrainingOrder, worker_generato
 from CoopSegLib.training.progress import Progress
 from CoopSegLib.training.report import write_report
 from CoopSegLib.training.run_data import RunData, load_run_data
+from CoopSegLib.training.schedule import learning_rate_at
 from CoopSegLib.training.settings import TrainingSettings
 from CoopSegLib.training.stop_request import StopRequest, ignore_interrupts_in_worker
 from CoopSegLib.training.validation import ValidationResult, validate
@@ -154,7 +155,9 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
     train = settings.train
     seed_everything(train.seed)  # identical initial weights on every process (DDP also broadcasts rank 0's)
     trainer = CooperativeTrainer(settings.method.config(), device, train.precision, train.channels_last,
-                                 train.compile)
+                                 train.compile, train.ema_decay)
+    if train.init_from is not None and not resume:
+        trainer.load_weights(load_bundle(train.init_from).model.state_dict())
     if group.distributed:
         trainer.wrap_distributed()
     seed_everything(train.seed + 7919 * group.rank)  # each process its own noise and masks
@@ -216,6 +219,9 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
         with StopRequest() as stop:
             for batch in make_loader(data, order, settings, device):
                 step = trainer.step + 1
+                rate = learning_rate_at(step, total, trainer.config.learning_rate, train.schedule, train.warmup_steps,
+                                        train.final_lr_fraction)
+                trainer.set_learning_rate(rate)
                 keep = main and settings.validation.images and settings.log.tensorboard and validation_due(step)
                 losses = trainer.train_step(batch["image"], batch["label"], keep_examples=keep)
                 if not all(math.isfinite(v) for v in losses.values()):
@@ -229,7 +235,8 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
                 if step % settings.log.every == 0 or step == total:
                     means = group.mean([float(np.mean(v)) for v in window.values()], device)
                     if main:
-                        logbook.losses(step, (step - 1) // order.batches_per_epoch, dict(zip(window, means)), speed)
+                        logbook.losses(step, (step - 1) // order.batches_per_epoch, dict(zip(window, means)), speed,
+                                       rate)
                     outcome.samples_per_s = speed
                     window, window_time, window_steps = defaultdict(list), 0.0, 0
                 progress.update(step, losses["total"], speed)
@@ -238,7 +245,7 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
                     improved = best is None or result.score > best.score
                     if improved:
                         best, best_step = result, step
-                        save_checkpoint(run_dir / BEST_CHECKPOINT, {"model": trainer.model.state_dict(),
+                        save_checkpoint(run_dir / BEST_CHECKPOINT, {"model": trainer.evaluation_model.state_dict(),
                                                                     "step": step, "score": result.score})
                     logbook.validation(step, (step - 1) // order.batches_per_epoch, result.row(), improved)
                     if keep:
@@ -261,7 +268,7 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
     elapsed = elapsed_before + time.perf_counter() - started
     if outcome.interrupted or not main:
         return outcome
-    model = trainer.model
+    model = trainer.evaluation_model
     if best_step is not None and (run_dir / BEST_CHECKPOINT).is_file():
         model = CooperativeModel(trainer.config)
         model.load_state_dict(load_checkpoint(run_dir / BEST_CHECKPOINT)["model"])

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional
 
-from CoopSegLib.data.augmentation import AugmentationPolicy, SliceAugmenter
+from CoopSegLib.data.augmentation import AugmentationPolicy, SliceAugmenter, augmentation_kind
 from CoopSegLib.data.case import Case
+from CoopSegLib.data.intensity_augmentation import IntensityAugmenter
 from CoopSegLib.data.preprocess import PreparedVolume
 from CoopSegLib.data.slices import SliceDataset, VolumeCache
 from CoopSegLib.data.splits import Split, all_subjects_split, paper_split, subjects_of
@@ -71,10 +72,12 @@ def load_run_data(settings: TrainingSettings, with_validation: bool = True) -> R
     if unlabelled:
         raise CoopSegError(f"{unlabelled[0]}: training and validation need a label map for every image")
     cache = VolumeCache()
-    augmenter = SliceAugmenter(AugmentationPolicy(spacing=data.spacing_mm), data.augmentation_backend) \
-        if data.augmentation else None
+    kind = augmentation_kind(data.augmentation)
+    augmenter = None if kind == "none" else SliceAugmenter(
+        AugmentationPolicy(spacing=data.spacing_mm), data.augmentation_backend,
+        IntensityAugmenter() if kind == "strong" else None)
     dataset = SliceDataset(train_cases, data.spacing_mm, data.size, augmenter, data.empty_slices,
-                           seed=settings.train.seed, paired=settings.train.paired, cache=cache)
+                           seed=settings.train.seed, paired=settings.train.paired, cache=cache, crop=data.crop)
     validation = []
     if with_validation:
         validation = [cache.get(case, data.spacing_mm, data.size) for case in split.select(cases, "validation")]

@@ -20,11 +20,12 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Unio
 from CoopSegLib.bundle import STORAGE_DTYPES
 from CoopSegLib.cooperative.config import VARIANTS, CooperativeConfig
 from CoopSegLib.cooperative.trainer import PRECISIONS
-from CoopSegLib.data.augmentation import BACKENDS
+from CoopSegLib.data.augmentation import AUGMENTATIONS, BACKENDS, augmentation_kind
 from CoopSegLib.data.geometry import MODEL_SPACING
 from CoopSegLib.data.slices import EMPTY_SLICE_POLICIES
 from CoopSegLib.errors import ConfigError
 from CoopSegLib.networks.codec import size_divisor
+from CoopSegLib.training.schedule import SCHEDULES
 
 DATA_FORMATS = ("phantom", "acdc", "mnms", "nnunet", "pairs")
 SPLITS = ("paper", "all")
@@ -58,7 +59,11 @@ class DataSettings:
     spacing_mm: float = 2 * MODEL_SPACING
     size: int = 96
     empty_slices: str = "replace"  # one of EMPTY_SLICE_POLICIES (the authors: replace)
-    augmentation: bool = True
+    # Training crops of crop x crop pixels holding the labelled heart at a random offset (None: the whole slice);
+    # validation and inference always see the whole field of view.
+    crop: Optional[int] = None
+    # One of AUGMENTATIONS: "paper" (true), "strong" (the paper's + generic intensity transforms), "none" (false).
+    augmentation: Union[bool, str] = True
     augmentation_backend: str = "torch"
 
 
@@ -69,6 +74,11 @@ class TrainSettings:
     batch_size: int = 8  # slices drawn per step (per process); with paired, each also appears un-augmented
     paired: bool = True  # the paper's batch: the drawn slices augmented, then the same slices un-augmented
     seed: int = 0
+    schedule: str = "constant"  # learning-rate schedule, one of SCHEDULES (training/schedule.py)
+    warmup_steps: int = 0  # linear warm-up from 0 to method.learning_rate over these steps
+    final_lr_fraction: float = 0.01  # cosine: the rate at the last step, as a fraction of method.learning_rate
+    ema_decay: Optional[float] = None  # e.g. 0.999: validate and ship an exponential moving average of the weights
+    init_from: Optional[str] = None  # a model bundle whose weights start a new run (ignored on --resume)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     precision: str = "auto"  # auto (bf16 where it is fast), bf16, fp32
     channels_last: Optional[bool] = None  # None: where it helps (CUDA, bf16 CPUs)
@@ -148,10 +158,22 @@ class TrainingSettings:
                    ("data.empty_slices", data.empty_slices, EMPTY_SLICE_POLICIES),
                    ("data.augmentation_backend", data.augmentation_backend, BACKENDS),
                    ("train.precision", train.precision, PRECISIONS),
+                   ("train.schedule", train.schedule, SCHEDULES),
                    ("checkpoint.bundle_storage", self.checkpoint.bundle_storage, tuple(STORAGE_DTYPES)))
         for key, value, allowed in choices:
             if value not in allowed:
                 problems.append(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+        if augmentation_kind(data.augmentation) is None:
+            problems.append(f"data.augmentation must be one of {', '.join(AUGMENTATIONS)} (or true/false), "
+                            f"not {data.augmentation!r}")
+        if train.warmup_steps < 0:
+            problems.append(f"train.warmup_steps must not be negative, not {train.warmup_steps}")
+        if not 0.0 <= train.final_lr_fraction <= 1.0:
+            problems.append(f"train.final_lr_fraction must lie in [0, 1], not {train.final_lr_fraction}")
+        if train.ema_decay is not None and not 0.0 < train.ema_decay < 1.0:
+            problems.append(f"train.ema_decay must lie strictly between 0 and 1 (or be null), not {train.ema_decay}")
+        if train.init_from is not None and not Path(train.init_from).is_dir():
+            problems.append(f"train.init_from: no model bundle folder at {train.init_from}")
         if data.format != "phantom" and not data.root:
             problems.append(f"data.root is needed for data.format {data.format!r} (pass --data DIR)")
         if (train.steps is None) == (train.epochs is None):
@@ -181,6 +203,9 @@ class TrainingSettings:
             divisor = size_divisor(widths)
             if data.size % divisor:
                 problems.append(f"data.size must be a multiple of {divisor} for widths {list(widths)}, not {data.size}")
+            if data.crop is not None and (data.crop % divisor or not 0 < data.crop <= data.size):
+                problems.append(f"data.crop must be a multiple of {divisor} between {divisor} and data.size "
+                                f"({data.size}), not {data.crop}")
         if problems:
             raise ConfigError(f"{source}: " + "; ".join(problems))
 
