@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from CoopSegLib.errors import ConfigError
 from CoopSegLib.masking import MASKING_SCHEMES
 from CoopSegLib.masking.chooser import check_schemes
+from CoopSegLib.masking.targeted import RANKINGS
 from CoopSegLib.networks import CODE_SHARING, PAPER_WIDTHS
 from CoopSegLib.networks.codec import check_widths
 
@@ -50,6 +51,9 @@ class CooperativeConfig:
     masking_schemes: tuple = MASKING_SCHEMES
     max_mask_fraction: float = 0.5
     soft_masking: bool = True
+    # How G_ch and G_sp rank latent units: "magnitude" (mean |gradient|, as before) or "expected_loss"
+    # (-sum of gradient x code, the first-order loss increase of masking; masking/targeted.py).
+    mask_ranking: str = "magnitude"
     # Optimiser (Adam on every module, no scheduler, as in the paper)
     learning_rate: float = 1e-4
 
@@ -61,6 +65,8 @@ class CooperativeConfig:
                 object.__setattr__(self, key, check(getattr(self, key)))
             except (TypeError, ValueError) as error:
                 problems.append(f"{key}: {error}")
+        if self.mask_ranking not in RANKINGS:
+            problems.append(f"mask_ranking must be one of {RANKINGS}, got {self.mask_ranking!r}")
         if self.code_sharing not in CODE_SHARING:
             problems.append(f"code_sharing must be one of {CODE_SHARING}, got {self.code_sharing!r}")
         if not 0.0 <= self.max_mask_fraction <= 1.0:

@@ -37,7 +37,8 @@ class CooperativeModel(nn.Module):
         self.config = config
         self.ftn = FastThinkingNetwork(config.in_channels, config.num_classes, config.widths, config.code_sharing)
         self.stn = ShapeAutoencoder(config.num_classes, config.widths)
-        self.masker = LatentMasker(config.masking_schemes, config.max_mask_fraction, config.soft_masking)
+        self.masker = LatentMasker(config.masking_schemes, config.max_mask_fraction, config.soft_masking,
+                                   config.mask_ranking)
 
     def shape_loss(self, logits: torch.Tensor, labels: torch.Tensor, to_ftn: bool) -> torch.Tensor:
         """L_shp(C(softmax(logits / T)), y); ``to_ftn`` lets its gradient reach whatever produced the logits."""

@@ -9,7 +9,7 @@ import torch
 
 from CoopSegLib.masking.dropout import random_dropout_mask
 from CoopSegLib.masking.fraction import MAX_FRACTION
-from CoopSegLib.masking.targeted import targeted_channel_mask, targeted_spatial_mask
+from CoopSegLib.masking.targeted import RANKINGS, targeted_channel_mask, targeted_spatial_mask
 
 MASKING_SCHEMES = ("dropout", "channel", "spatial")
 
@@ -33,15 +33,19 @@ class LatentMasker:
     """Masks a latent code with a scheme drawn from ``schemes``.
 
     ``schemes=("dropout",)`` is the "w.o. G_ch, G_sp" ablation. ``soft`` selects soft targeted masks
-    (a ~ U(0, 0.5)); hard masks use a = 0. Dropout always zeros whole channels.
+    (a ~ U(0, 0.5)); hard masks use a = 0. Dropout always zeros whole channels. ``ranking``: how targeted
+    schemes rank units, one of RANKINGS (masking/targeted.py).
     """
 
     schemes: Sequence[str] = MASKING_SCHEMES
     max_fraction: float = MAX_FRACTION
     soft: bool = True
+    ranking: str = "magnitude"
 
     def __post_init__(self):
         self.schemes = check_schemes(self.schemes)
+        if self.ranking not in RANKINGS:
+            raise ValueError(f"ranking must be one of {', '.join(RANKINGS)}, not {self.ranking!r}")
         if not 0.0 <= self.max_fraction <= 1.0:
             raise ValueError(f"max_fraction must lie in [0, 1], got {self.max_fraction}")
 
@@ -58,7 +62,7 @@ class LatentMasker:
         if scheme == "dropout":
             mask = random_dropout_mask(z, fraction, generator)
         elif scheme == "channel":
-            mask = targeted_channel_mask(gradient(), fraction, self.soft, generator)
+            mask = targeted_channel_mask(gradient(), fraction, self.soft, generator, code=z, ranking=self.ranking)
         else:
-            mask = targeted_spatial_mask(gradient(), fraction, self.soft, generator)
+            mask = targeted_spatial_mask(gradient(), fraction, self.soft, generator, code=z, ranking=self.ranking)
         return MaskedCode(z * mask, scheme, fraction)

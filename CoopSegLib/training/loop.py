@@ -157,7 +157,11 @@ def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, devic
     trainer = CooperativeTrainer(settings.method.config(), device, train.precision, train.channels_last,
                                  train.compile, train.ema_decay)
     if train.init_from is not None and not resume:
-        trainer.load_weights(load_bundle(train.init_from).model.state_dict())
+        try:
+            trainer.load_weights(load_bundle(train.init_from).model.state_dict())
+        except RuntimeError as error:
+            raise CoopSegError(f"train.init_from: {train.init_from} does not fit this run's networks "
+                               f"({str(error).strip().splitlines()[0]})") from None
     if group.distributed:
         trainer.wrap_distributed()
     seed_everything(train.seed + 7919 * group.rank)  # each process its own noise and masks
