@@ -1,5 +1,6 @@
 """Table 1 on a GPU, tested on the CPU: packed cases, the carry folder (Training/gpu_table1_pack.py) and a tiny
-end-to-end run of the orchestration (Training/gpu_table1.py run): probe, plan, concurrent training, scoring, tables, archives."""
+end-to-end run of the orchestration (Training/gpu_table1.py run): probe, plan, concurrent training, scoring, tables,
+archives."""
 
 import json
 import subprocess
@@ -125,7 +126,8 @@ def test_the_orchestration_runs_end_to_end_on_the_cpu(tiny_pack, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["bundles_cooperative.tar", "bundles_standard.tar",
                                                     "logs.tar.gz", "plan.json", "table1.csv", "table1.md"]
     plan = json.loads((out / "plan.json").read_text())
-    assert plan["steps"] == 3 and plan["step_s"] > 0 and plan["paper_steps"] > plan["steps"]
+    assert plan["steps"] == 3 and plan["limited_by"] == "--max-steps" and plan["step_s"] > 0
+    assert plan["paper_steps"] > plan["steps"]
     assert plan["fraction"] == pytest.approx(3 / plan["paper_steps"])
     # Every model on the same cases: 2 clean frames + 4 artefacts x 1 copy, 2 stages, 3 structures.
     lines = (out / "table1.csv").read_text().splitlines()
@@ -136,7 +138,7 @@ def test_the_orchestration_runs_end_to_end_on_the_cpu(tiny_pack, tmp_path):
         (s, f"{manifest['test_subjects'][0]}_ES_{s}_1") for s in ("bias", "ghosting", "motion", "spike")}
     text = (out / "table1.md").read_text()
     assert "## Mean ± SD over seeds 40" in text and "## Seed 40" in text
-    assert "| cooperative - standard | FTN+STN |" in text and "The paper's schedule did not fit" in text
+    assert "| cooperative - standard | FTN+STN |" in text and "Capped by --max-steps." in text
     assert f"| cooperative_seed40 | paper_acdc10_cooperative | 40 | 3 | {plan['paper_steps']} |" in text
     for method in ("standard", "cooperative"):
         with tarfile.open(out / f"bundles_{method}.tar") as bundles:

@@ -278,7 +278,8 @@ def document(runs: Sequence[Run], rows: Dict[str, list], manifest: dict, plan: d
         f"{manifest['corruption_seed']}). Made by `Training/gpu_table1.py run` in one call.", "",
         f"Schedule: **{plan['steps']} steps per run, {100 * fraction:.0f} % of the paper's {plan['paper_steps']}** "
         f"({PAPER_EPOCHS} epochs); step time with all {len(runs)} runs concurrent on one {plan['device_name']}: "
-        f"{plan['step_s']:.3f} s." + ("" if fraction >= 1 else " The paper's schedule did not fit in one call."),
+        f"{plan['step_s']:.3f} s." + {None: "", "time": " The paper's schedule did not fit in one call.",
+                                     "--max-steps": " Capped by --max-steps."}[plan["limited_by"]],
         "", f"## Mean ± SD over seeds {', '.join(map(str, seeds))}", "", summary.markdown(),
         f"The target (cooperative FTN+STN >= standard on every set and >= 0.05 higher on average over the corrupted "
         f"sets, on the means over seeds) **{verdict}**: FTN+STN gain {summary.mean_gain('FTN+STN'):+.4f} over the "
@@ -373,15 +374,17 @@ def run_all(args) -> int:
     # Start-up (process, CUDA, data) and the closing validation cost what the probe spent beyond its steps.
     overhead = max((run.finished_at - began) - recorded_training(run.bundle)["steps"] * step_s for run in probes)
     left = deadline - time.monotonic() - args.reserve_s - overhead
-    steps = max(1, min(paper_steps, int(args.fill * left / step_s)))
-    if args.max_steps:
-        steps = min(steps, args.max_steps)
+    fitting = max(1, int(args.fill * left / step_s))
+    steps = min(paper_steps, fitting, args.max_steps or paper_steps)
+    limit = None if steps == paper_steps else "time" if steps == fitting else "--max-steps"
     plan = {"step_s": step_s, "paper_steps": paper_steps, "steps": steps, "fraction": steps / paper_steps,
+            "limited_by": limit,
             "startup_s": overhead, "probe_s": time.monotonic() - began, "device_name": device_name,
             "configs": configs, "seeds": seeds, "workers": workers}
     say(f"plan: {step_s:.3f} s per step with {len(probes)} runs at once; {steps} steps per run = "
         f"{100 * steps / paper_steps:.0f} % of the paper's {paper_steps}"
-        + ("" if steps >= paper_steps else " (the paper's schedule does not fit in this call)"))
+        + {None: "", "time": " (the paper's schedule does not fit in this call)",
+           "--max-steps": " (capped by --max-steps)"}[limit])
     runs = runs_in("runs")
     for run in runs:
         start(run, pack, args.device, [*common, f"train.steps={steps}"])
