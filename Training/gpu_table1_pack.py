@@ -182,7 +182,8 @@ def build_pack(data: Path, output: Path, configs: Sequence[str] = DEFAULT_CONFIG
         raise
     total = sum(manifest["bytes"].values())
     say(f"wrote {output}: {len(used)} fold subjects, {len(tested)} test subjects; "
-        f"{manifest['bytes']['pack'] / MIB:.1f} MiB pack, {total / MIB:.1f} MiB travelling with the working tree and .whl/ (limit {LIMIT_MIB} MiB)")
+        f"{manifest['bytes']['pack'] / MIB:.1f} MiB pack, {total / MIB:.1f} MiB travelling with the working tree and "
+        f".whl/ (limit {LIMIT_MIB} MiB)")
     return manifest
 
 
