@@ -173,6 +173,9 @@ def build_pack(data: Path, output: Path, configs: Sequence[str] = DEFAULT_CONFIG
             "bytes": {"pack": folder_bytes(staging), "working_tree": working_tree_bytes(),
                       "wheels": folder_bytes(REPO / ".whl")},
         }
+        if sum(manifest["bytes"].values()) > budget:  # e.g. wheels added while this ran
+            raise CoopSegError(f"{sum(manifest['bytes'].values()) / MIB:.1f} MiB would travel, over the {budget_mib} "
+                               "MiB budget (the working tree or .whl/ grew while packing); pack again")
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         if output.exists():
             shutil.rmtree(output)
