@@ -84,3 +84,34 @@ def test_reproduce_table1_refuses_models_from_different_protocols(tmp_path, bund
     assert reproduce_table1.main(["--data", str(tmp_path), "--standard", str(standard), "--cooperative",
                                   str(cooperative), "--output", str(output)]) == 2
     assert "steps differ" in capsys.readouterr().err and not output.exists()
+
+
+def test_seed_summary_gives_mean_and_sd_over_seeds_and_checks_the_claim_on_the_means():
+    from CoopSegLib.evaluation.comparison import SeedSummary
+
+    standard = dict(zip(SETS, (0.90, 0.70, 0.80, 0.75, 0.40)))
+    comparisons = {}
+    for seed, lift in ((40, 0.04), (20, 0.08)):  # cooperative gains 0.04 and 0.08 on every artefact set
+        better = {s: v + (0.0 if s == "clean" else lift) for s, v in standard.items()}
+        comparisons[seed] = Comparison.of({"standard": rows_with(standard), "cooperative": rows_with(better)},
+                                          "standard", "cooperative")
+    summary = SeedSummary(comparisons)
+    assert summary.gains("FTN+STN") == pytest.approx([0.04, 0.08])
+    assert summary.mean_gain("FTN+STN") == pytest.approx(0.06)
+    assert summary.claim_holds() and not summary.claim_holds(margin=0.07)
+    table = summary.markdown()
+    sd = float(np.std([0.04, 0.08], ddof=1))
+    assert f"| cooperative - standard | FTN+STN | +0.0000 ± 0.0000 | +{0.06:.4f} ± {sd:.4f} |" in table
+    assert "| standard | FTN+STN | 0.9000 ± 0.0000 |" in table
+    one = SeedSummary({40: comparisons[40]}).markdown()  # one seed: no SD to give
+    assert "| cooperative - standard | FTN+STN | +0.0000 | +0.0400 |" in one
+
+
+def test_score_rows_survive_a_csv_round_trip():
+    from CoopSegLib.errors import CoopSegError
+    from CoopSegLib.evaluation.report import rows_from_csv, rows_to_csv
+
+    rows = rows_with(dict(zip(SETS, (0.91, 0.7, 0.8, 0.75, 0.123456))))
+    assert rows_from_csv(rows_to_csv(rows)) == rows
+    with pytest.raises(CoopSegError, match="expected the columns"):
+        rows_from_csv("set,case\nclean,a\n")

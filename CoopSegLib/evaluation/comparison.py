@@ -2,14 +2,14 @@
 
 Every case (a clean frame or a corrupted copy) is built once and segmented by every model, so the methods are
 scored on identical inputs. "corrupted AVG" is the mean over the artefact sets (bias, ghosting, motion, spike):
-the paper's claim is about those.
+the paper's claim is about those. ``SeedSummary`` repeats a comparison over training seeds: mean ± SD.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from CoopSegLib.data.corruption import CORRUPTIONS
 from CoopSegLib.evaluation.report import (CSV_FIELDS, ScoreRow, csv_text, format_dice, mean_score, ordered_sets,
@@ -90,4 +90,66 @@ class Comparison:
             gains += [self.average(self.proposed, stage) - self.average(self.baseline, stage), self.gain(stage)]
             lines.append(f"| {self.proposed} - {self.baseline} | {stage} | "
                          + " | ".join("n/a" if math.isnan(g) else f"{g:+.4f}" for g in gains) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _mean_sd(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (NaN with fewer than two values)."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _format_mean_sd(values: Sequence[float], signed: bool = False) -> str:
+    mean, sd = _mean_sd(values)
+    if math.isnan(mean):
+        return "n/a"
+    text = f"{mean:+.4f}" if signed else f"{mean:.4f}"
+    return text if math.isnan(sd) else f"{text} ± {sd:.4f}"
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """The same comparison repeated over training seeds (the paper averages three runs): mean ± SD over seeds."""
+
+    comparisons: Dict[int, Comparison]  # seed -> comparison of that seed's models
+
+    @property
+    def first(self) -> Comparison:
+        if not self.comparisons:
+            raise ValueError("a seed summary needs at least one seed's comparison")
+        return next(iter(self.comparisons.values()))
+
+    def gains(self, stage: str, set_name: Optional[str] = None) -> List[float]:
+        """Per seed: proposed - baseline on one set, or on the corrupted sets' average."""
+        return [c.gain(stage, set_name) for c in self.comparisons.values()]
+
+    def mean_gain(self, stage: str = REFINED, set_name: Optional[str] = None) -> float:
+        return _mean_sd(self.gains(stage, set_name))[0]
+
+    def claim_holds(self, stage: str = REFINED, margin: float = 0.05) -> bool:
+        """The issue's target on the means over seeds: >= 0 on every set and >= ``margin`` over corrupted sets."""
+        return all(self.mean_gain(stage, s) >= 0 for s in self.first.sets) and self.mean_gain(stage) >= margin
+
+    def markdown(self) -> str:
+        first = self.first
+        sets, corrupted = first.sets, first.corrupted_sets
+        header = [set_title(s) for s in sets] + ["AVG", "corrupted AVG"]
+        lines = ["| method | stage | " + " | ".join(header) + " |", "| --- | --- |" + " ---: |" * len(header)]
+        for method in (first.baseline, first.proposed):
+            for stage in first.stages:
+                cells = [[c.score(method, s, stage) for c in self.comparisons.values()] for s in sets]
+                cells += [[c.average(method, stage) for c in self.comparisons.values()],
+                          [c.average(method, stage, corrupted) for c in self.comparisons.values()]]
+                lines.append(f"| {method} | {stage} | " + " | ".join(_format_mean_sd(v) for v in cells) + " |")
+        for stage in first.stages:
+            cells = [self.gains(stage, s) for s in sets]
+            cells += [[c.average(c.proposed, stage) - c.average(c.baseline, stage) for c in self.comparisons.values()],
+                      self.gains(stage)]
+            lines.append(f"| {first.proposed} - {first.baseline} | {stage} | "
+                         + " | ".join(_format_mean_sd(v, signed=True) for v in cells) + " |")
         return "\n".join(lines) + "\n"

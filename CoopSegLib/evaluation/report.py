@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Union
 
 from CoopSegLib.atomic import write_atomically
+from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.metrics import STRUCTURES, structure_name
 from CoopSegLib.evaluation.test_sets import TEST_SETS
 
@@ -131,3 +132,12 @@ def markdown_report(rows: Sequence[ScoreRow]) -> str:
                                       for n in structures) + " | "
                          + " | ".join(_hd95([r.hd95 for r in by_structure[n]]) for n in structures) + " |")
     return "\n".join(lines) + "\n"
+
+
+def rows_from_csv(text: str) -> List[ScoreRow]:
+    """Score rows back from ``rows_to_csv`` text (e.g. written by another process)."""
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or tuple(reader.fieldnames) != CSV_FIELDS:
+        raise CoopSegError(f"score CSV: expected the columns {', '.join(CSV_FIELDS)}, got {reader.fieldnames}")
+    return [ScoreRow(r["set"], r["case"], r["stage"], r["structure"], float(r["dice"]), float(r["hd95"]))
+            for r in reader]

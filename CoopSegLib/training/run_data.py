@@ -45,6 +45,8 @@ def read_cases(settings: TrainingSettings, subjects: Optional[List[str]] = None)
 
     if data.format == "acdc":
         return readers.read_acdc(data.root, subjects, frames)
+    if data.format == "packed":
+        return readers.read_packed(data.root, subjects, frames)
     if data.format == "mnms":
         return readers.read_mnms(data.root, subjects=subjects, frames=frames)
     if data.format == "nnunet":
@@ -57,10 +59,11 @@ def read_cases(settings: TrainingSettings, subjects: Optional[List[str]] = None)
 def load_run_data(settings: TrainingSettings, with_validation: bool = True) -> RunData:
     """Read, split and prepare. ``with_validation=False`` skips preparing validation volumes (non-zero ranks)."""
     data = settings.data
-    if data.format == "acdc":  # read only the subjects the split uses: 10 + 5 instead of 80 for the paper split
-        from CoopSegLib.data.readers import list_acdc_subjects
+    if data.format in ("acdc", "packed"):  # read only the subjects the split uses: 10 + 5, not 80, for the paper split
+        from CoopSegLib.data.readers import list_acdc_subjects, list_packed_subjects
 
-        split = make_split(settings, list_acdc_subjects(data.root))
+        listing = list_acdc_subjects if data.format == "acdc" else list_packed_subjects
+        split = make_split(settings, listing(data.root))
         cases = read_cases(settings, [*split.train, *split.validation])
     else:
         cases = read_cases(settings)

@@ -27,7 +27,7 @@ from CoopSegLib.errors import ConfigError
 from CoopSegLib.networks.codec import size_divisor
 from CoopSegLib.training.schedule import SCHEDULES
 
-DATA_FORMATS = ("phantom", "acdc", "mnms", "nnunet", "pairs")
+DATA_FORMATS = ("phantom", "acdc", "mnms", "nnunet", "pairs", "packed")  # packed: Training/gpu_table1.py pack
 SPLITS = ("paper", "all")
 
 
@@ -191,7 +191,7 @@ class TrainingSettings:
         if isinstance(train.workers, str) and train.workers != "auto" or isinstance(train.workers, int) \
                 and train.workers < 0:
             problems.append(f"train.workers must be 'auto' or a number >= 0, not {train.workers!r}")
-        if set(data.frames) - {"ED", "ES"} and data.format in ("acdc", "mnms", "phantom"):
+        if set(data.frames) - {"ED", "ES"} and data.format in ("acdc", "mnms", "phantom", "packed"):
             problems.append(f"data.frames must be ED and/or ES for {data.format}, not {list(data.frames)}")
         if not train.device.startswith(("auto", "cpu", "cuda")):
             problems.append(f"train.device must be auto, cpu, cuda or cuda:N, not {train.device!r}")
