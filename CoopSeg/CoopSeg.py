@@ -4,6 +4,11 @@ space data augmentation).
 This file holds what needs Slicer's application and Qt: the module description, the widget, a thin logic that gives
 the widget the Qt-free scene logic (CoopSegMRML, tested on slicer-core), dependency checks, and the self-test.
 torch, CoopSegLib and CoopSegMRML are imported only after the dependency check, so the module loads without torch.
+
+Segmentation runs in a separate process (the CoopSegLib worker command, started with PythonSlicer through
+slicer.util.launchConsoleProcess), polled by a QTimer: Slicer's main thread holds Python's GIL while it waits for
+events, so PyTorch work on a thread of this process would only advance in the gaps.
+Only APIs of Slicer MINIMUM_SLICER are used (checked against its source); older versions get a clear message.
 """
 
 from __future__ import annotations
@@ -11,16 +16,15 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import shutil
 import sys
 import tempfile
-import time
-import traceback
 from typing import Annotated, Optional
 
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -30,8 +34,10 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+MINIMUM_SLICER = (5, 6)  # README, CoopSeg.s4ext and every API call here and in CoopSegMRML are checked against it
 TORCH_MINIMUM = "2.1"  # CoopSegLib's lower bound (pyproject.toml)
-POLL_MS = 200  # how often the GUI looks at the worker thread
+NIBABEL_MINIMUM = "5"  # the worker's file format (NIfTI in, NIfTI out, as `coopseg segment`)
+POLL_MS = 200  # how often the GUI reads the worker's progress lines
 
 # Developers can add this folder to Slicer's module paths straight from a checkout: CoopSegLib is then one level up.
 # In an installed extension CoopSegLib lies next to this file (CMakeLists.txt installs it there).
@@ -40,6 +46,15 @@ for _folder in (_HERE, os.path.dirname(_HERE)):
     if os.path.isdir(os.path.join(_folder, "CoopSegLib")) and _folder not in sys.path:
         sys.path.append(_folder)
         break
+
+
+def slicerTooOld() -> Optional[str]:
+    """A message when this Slicer is older than MINIMUM_SLICER, else None."""
+    version = (int(slicer.app.majorVersion), int(slicer.app.minorVersion))
+    if version >= MINIMUM_SLICER:
+        return None
+    return (f"CoopSeg needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or newer; this is "
+            f"{version[0]}.{version[1]}. Install a newer Slicer from https://download.slicer.org.")
 
 
 class CoopSeg(ScriptedLoadableModule):
@@ -64,6 +79,7 @@ class CoopSegParameterNode:
     """The module's GUI state, kept in the scene (saved with it)."""
 
     inputVolume: vtkMRMLScalarVolumeNode
+    outputSegmentation: vtkMRMLSegmentationNode  # None: create new nodes; a node: overwrite it (the user's choice)
     useModelBundle: bool = False  # False: the shipped default model; True: the bundle folder in modelPath
     modelPath: str = ""
     device: str = "auto"  # auto / cpu / gpu
@@ -86,12 +102,38 @@ def torchVersionOk() -> bool:
         return False
 
 
-def ensureDependencies() -> bool:
-    """torch (>= TORCH_MINIMUM) through the PyTorch extension, after the user agrees; False when it is not there.
+def nibabelOk() -> bool:
+    try:
+        import nibabel  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    CoopSegLib's inference needs only torch and numpy; Slicer's own numpy is used as it is, and nothing is installed
-    from the plain package index that could replace Slicer's numpy or SimpleITK.
+
+def dependenciesPresent() -> bool:
+    return torchVersionOk() and nibabelOk()
+
+
+def ensureDependencies() -> bool:
+    """torch (>= TORCH_MINIMUM) through the PyTorch extension and nibabel (the worker's NIfTI files, pure Python),
+    each after the user agrees; False when one is not there.
+
+    Slicer's own numpy and SimpleITK are used as they are: nothing is installed that could replace them.
     """
+    if not torchVersionOk() and not ensureTorch():
+        return False
+    if nibabelOk():
+        return True
+    if not slicer.util.confirmOkCancelDisplay(
+            "CoopSeg exchanges images with its worker process as NIfTI files and needs the Python package nibabel "
+            "(pure Python, a few MB). Install it now?", "CoopSeg: install nibabel"):
+        return False
+    slicer.util.pip_install(f"nibabel>={NIBABEL_MINIMUM}")
+    return nibabelOk()
+
+
+def ensureTorch() -> bool:
+    """torch (>= TORCH_MINIMUM) through the PyTorch extension, after the user agrees."""
     if torchVersionOk():
         return True
     try:
@@ -122,13 +164,19 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._task = None
-        self._taskVolume = None
+        self._job = None
         self._timer = None
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        problem = slicerTooOld()
+        if problem is not None:
+            label = qt.QLabel(problem)
+            label.wordWrap = True
+            self.layout.addWidget(label)
+            self.layout.addStretch(1)
+            return
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/CoopSeg.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -159,13 +207,23 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.schemeComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
+        if dependenciesPresent():
+            loadTerminology()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self._timer.stop()
+        self.stopJob()
+        if self._timer is not None:
+            self._timer.stop()
         self.removeObservers()
+
+    def stopJob(self) -> None:
+        """Kill a running worker and forget its job: nothing of it is imported."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        if self._timer is not None:
+            self._timer.stop()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -177,8 +235,9 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self._job is not None:
+            self.stopJob()
+            self.ui.statusLabel.text = "Cancelled (the scene was closed)"
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -254,7 +313,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def updateButtons(self) -> None:
         node = self._parameterNode
-        running = self._task is not None
+        running = self._job is not None
         hasInput = bool(node and node.inputVolume)
         self.ui.applyButton.enabled = hasInput and not running
         self.ui.cancelButton.enabled = running
@@ -267,51 +326,72 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not start segmenting.", waitCursor=True):
             if not ensureDependencies():
-                self.ui.statusLabel.text = "Idle (PyTorch is not available)"
+                self.ui.statusLabel.text = "Idle (PyTorch or nibabel is not available)"
+                return
+            output = node.outputSegmentation
+            if output is not None and not slicer.util.confirmOkCancelDisplay(
+                    f"Overwrite '{output.GetName()}' (and its initial segmentation and volume table)? Edits made "
+                    "to it will be lost. Choose 'Create new segmentation' to keep them.", "CoopSeg: overwrite"):
                 return
             model = self.chosenModel()
-            self._taskVolume = node.inputVolume
             self.ui.statusLabel.text = "Initializing"
             self.ui.progressBar.value = 0
-            self._task = self.logic.sceneLogic().start(node.inputVolume, model, node.device)
+            self.ui.qualityLabel.text = ""
+            self._job = self.logic.sceneLogic().start(node.inputVolume, model, node.device, output)
             self._timer.start()
         self.updateButtons()
 
     def onCancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self.ui.statusLabel.text = "Cancelling"
+        if self._job is not None:
+            self.stopJob()
+            self.ui.statusLabel.text = "Cancelled"
+            self.updateButtons()
 
     def onPoll(self) -> None:
         from CoopSegMRML import CANCELLED, FAILED, FINISHED, describe_device
 
-        status = self._task.status()
+        if self._job is None:
+            self._timer.stop()
+            return
+        status = self._job.status()
         self.ui.progressBar.value = int(round(100 * status.fraction))
         if status.state not in (FINISHED, FAILED, CANCELLED):
             self.ui.statusLabel.text = f"Segmenting: {status.message}"
             return
         self._timer.stop()
-        task, volume, self._task = self._task, self._taskVolume, None
+        job, self._job = self._job, None
+        volume = job.volume
         if status.state == FINISHED:
             self.ui.statusLabel.text = "Importing"
-            slicer.app.processEvents()
             with slicer.util.tryWithErrorDisplay("CoopSeg could not add the segmentations to the scene.",
                                                  waitCursor=True):
-                result = self.logic.sceneLogic().import_result(volume, task.result)
+                result = self.logic.sceneLogic().import_result(job)
                 self.ui.deviceUsedLabel.text = f"used: {describe_device(result.device)}"
                 self._parameterNode.shownStage = "refined"
                 self.ui.segmentTableView.setMRMLTableNode(result.table)
+                self.showQuality(result.quality)
                 slicer.util.setSliceViewerLayers(background=volume, fit=True)
                 self.ui.statusLabel.text = "Done"
+            if self.ui.statusLabel.text != "Done":
+                self.ui.statusLabel.text = "Failed"
         elif status.state == FAILED:
             self.ui.statusLabel.text = "Failed"
-            details = "".join(traceback.format_exception(type(task.error), task.error, task.error.__traceback__))
             name = volume.GetName() if volume is not None else "the volume"
             slicer.util.errorDisplay(f"Segmenting '{name}' failed: {status.message}",
-                                     detailedText=details)
+                                     detailedText=job.process.log)
         else:
             self.ui.statusLabel.text = "Cancelled"
         self.updateButtons()
+
+    def showQuality(self, quality) -> None:
+        """The worker's quality estimate of the refined segmentation, with a warning when it is flagged."""
+        if quality is None:
+            self.ui.qualityLabel.text = ""
+            return
+        self.ui.qualityLabel.text = quality.describe()
+        self.ui.qualityLabel.styleSheet = "color: #c0392b; font-weight: bold" if quality.needs_review else ""
+        if quality.needs_review:
+            slicer.util.warningDisplay(f"{quality.describe()}.", "CoopSeg: quality estimate")
 
     def onStageToggled(self, initialChecked: bool) -> None:
         stage = "initial" if initialChecked else "refined"
@@ -346,6 +426,30 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.indicesTableView.setMRMLTableNode(table)
 
 
+def loadTerminology() -> None:
+    """The module's terminology context (it has the myocardium, Slicer's default list has not), so the
+    terminology browser recognises CoopSeg's segments. Imported late: CoopSegMRML needs torch."""
+    from CoopSegMRML.terminology import load_terminology
+
+    try:
+        load_terminology(slicer.modules.terminologies.logic())
+    except (AttributeError, RuntimeError) as error:  # no Terminologies module, or the file did not load
+        logging.warning(f"CoopSeg: the terminology context was not loaded: {error}")
+
+
+def pythonSlicer() -> str:
+    """Slicer's own Python interpreter (it sees the PyTorch that PyTorch Utils installed), for the worker."""
+    found = shutil.which("PythonSlicer")
+    if found is None:
+        raise RuntimeError("PythonSlicer (Slicer's Python) was not found next to Slicer; reinstall Slicer")
+    return found
+
+
+def launchWorker(args, environment):
+    """Start the worker as Slicer starts console processes: no console window on Windows, stderr in stdout."""
+    return slicer.util.launchConsoleProcess(args, updateEnvironment=environment)
+
+
 class CoopSegLogic(ScriptedLoadableModuleLogic):
     """The parameter node, and the Qt-free scene logic (CoopSegMRML.CoopSegSceneLogic) that does the work."""
 
@@ -361,7 +465,8 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
         if self._sceneLogic is None or self._sceneLogic.scene is not slicer.mrmlScene:
             from CoopSegMRML import CoopSegSceneLogic
 
-            self._sceneLogic = CoopSegSceneLogic(slicer.mrmlScene)
+            loadTerminology()
+            self._sceneLogic = CoopSegSceneLogic(slicer.mrmlScene, python=pythonSlicer(), launch=launchWorker)
         return self._sceneLogic
 
     def resetSceneLogic(self) -> None:
@@ -369,21 +474,22 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
 
     def resultsFor(self, volume):
         """The volume's result nodes, or None (also when torch is not installed yet: then there are none)."""
-        if volume is None or not torchVersionOk():
+        if volume is None or not dependenciesPresent():
             return None
         return self.sceneLogic().results(volume)
 
 
 class CoopSegTest(ScriptedLoadableModuleTest):
-    """Segments an oblique synthetic volume inside Slicer with a small untrained bundle and checks the nodes against
-    CoopSegLib's own output (the model's quality is tested elsewhere; here the plumbing is)."""
+    """Segments an oblique synthetic volume inside Slicer through the worker process (PythonSlicer), with a small
+    untrained bundle, and checks the nodes against CoopSegLib's own output (the model's quality is tested
+    elsewhere; here the plumbing is). Installs nothing: without PyTorch or nibabel it is skipped in testing mode."""
 
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
 
     def runTest(self) -> None:
         self.setUp()
-        self.test_segment_through_the_worker_thread()
+        self.test_segment_through_the_worker_process()
 
     def _bundle(self, folder: str):
         import torch
@@ -395,14 +501,22 @@ class CoopSegTest(ScriptedLoadableModuleTest):
         model = CooperativeModel(CooperativeConfig.variant("standard", widths=(8, 16, 32, 32)))
         return save_bundle(os.path.join(folder, "selftest.coopseg"), model, {"spacing_mm": 1.5, "size": 32})
 
-    def test_segment_through_the_worker_thread(self) -> None:
+    def test_segment_through_the_worker_process(self) -> None:
         import numpy as np
 
         self.delayDisplay("Starting the CoopSeg test")
-        self.assertTrue(ensureDependencies(), "PyTorch is needed for this test")
+        problem = slicerTooOld()
+        if problem is not None:
+            self.skipTest(problem)
+        if not dependenciesPresent():
+            if slicer.app.testingEnabled():  # a test machine: never download PyTorch there
+                self.skipTest("PyTorch (>= %s) or nibabel is not installed; the CoopSeg self-test needs both"
+                              % TORCH_MINIMUM)
+            self.assertTrue(ensureDependencies(), "PyTorch and nibabel are needed for this test")
         from CoopSegLib.inference import Segmenter
-        from CoopSegMRML import FINISHED, CoopSegSceneLogic
+        from CoopSegMRML import FINISHED, RUNNING, CoopSegSceneLogic
         from CoopSegMRML.segmentations import labels_from_segmentation
+        from CoopSegMRML.terminology import TERMINOLOGY_CONTEXT, segment_terminology
         from CoopSegMRML.volumes import add_volume, ijk_to_ras
 
         rng = np.random.default_rng(0)
@@ -415,20 +529,24 @@ class CoopSegTest(ScriptedLoadableModuleTest):
         volume = add_volume(slicer.mrmlScene, "CoopSeg self-test", array, affine)
         with tempfile.TemporaryDirectory() as folder:
             bundle = self._bundle(folder)
-            logic = CoopSegSceneLogic(slicer.mrmlScene)
-            task = logic.start(volume, str(bundle), "cpu")
-            while task.status().state == "running":
-                slicer.app.processEvents()  # the GUI thread stays free while the worker segments
-                time.sleep(0.02)
-            self.assertEqual(task.status().state, FINISHED, task.status().message)
-            result = logic.import_result(volume, task.result)
+            logic = CoopSegSceneLogic(slicer.mrmlScene, python=pythonSlicer(), launch=launchWorker)
+            job = logic.start(volume, str(bundle), "cpu")
+            messages = set()
+            while job.status().state == RUNNING:
+                messages.add(job.status().message)
+                slicer.app.processEvents(qt.QEventLoop.AllEvents, 50)  # the GUI stays free: the work is elsewhere
+            self.assertEqual(job.status().state, FINISHED, job.status().message + "\n" + job.process.log)
+            self.assertTrue(any("segmenting slices" in m for m in messages), sorted(messages))
+            result = logic.import_result(job)
             expected = Segmenter(bundle, device="cpu").segment(array, affine)
         self.assertEqual(result.initial.GetName(), "CoopSeg self-test initial (FTN)")
         self.assertEqual(result.refined.GetName(), "CoopSeg self-test refined (FTN+STN)")
         segmentation = result.refined.GetSegmentation()
         self.assertEqual([segmentation.GetNthSegment(i).GetName() for i in range(3)],
                          ["LV cavity", "LV myocardium", "RV cavity"])
-        self.assertIn("SCT^87878005^Left ventricle", segmentation.GetSegment("LV_cavity").GetTerminology())
+        terminology = segment_terminology(segmentation.GetSegment("LV_myocardium"))
+        self.assertTrue(terminology.startswith(TERMINOLOGY_CONTEXT + "~"), terminology)
+        self.assertIn("SCT^74281007^Myocardium", terminology)
         np.testing.assert_allclose(ijk_to_ras(volume), affine, atol=1e-9)
         np.testing.assert_array_equal(labels_from_segmentation(result.refined, volume), expected.refined)
         np.testing.assert_array_equal(labels_from_segmentation(result.initial, volume), expected.initial)

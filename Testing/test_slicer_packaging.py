@@ -76,3 +76,30 @@ def test_icon_is_a_128_pixel_png():
     with Image.open(MODULE / "Resources" / "Icons" / "CoopSeg.png") as icon:
         assert icon.format == "PNG" and icon.size == (128, 128)
     assert (REPO / "LICENSE").is_file()
+
+
+def test_the_minimum_slicer_is_declared_alike_everywhere():
+    minimum = re.search(r"^MINIMUM_SLICER = \((\d+), (\d+)\)", SOURCE, re.M)
+    version = f"{minimum.group(1)}.{minimum.group(2)}"
+    assert f"Slicer {version} or newer" in (REPO / "README.md").read_text()
+    assert f"Slicer {version} or newer" in (REPO / "CoopSeg.s4ext").read_text()
+    assert f"Slicer {version} or newer" in (REPO / "CMakeLists.txt").read_text()
+
+
+# APIs newer than the declared minimum (5.6) that must not come back: vtkSegment's terminology accessors are 5.10's.
+NEWER_THAN_MINIMUM = ("SetTerminology(", "GetTerminology(", "HasTerminology(")
+
+
+def test_no_api_newer_than_the_minimum_slicer_is_called():
+    sources = [MODULE / "CoopSeg.py", *sorted((MODULE / "CoopSegMRML").glob("*.py"))]
+    for path in sources:
+        code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+        code = re.sub(r'""".*?"""', "", code, flags=re.S)  # docstrings may name them
+        assert not [name for name in NEWER_THAN_MINIMUM if f".{name}" in code], path.name
+
+
+def test_inference_runs_in_the_worker_process_not_on_a_thread():
+    assert "threading" not in SOURCE and "slicer.util.launchConsoleProcess" in SOURCE
+    assert 'shutil.which("PythonSlicer")' in SOURCE
+    logic = (MODULE / "CoopSegMRML" / "logic.py").read_text()
+    assert "threading" not in logic and ".segment(" not in logic.replace("def segment(", "")

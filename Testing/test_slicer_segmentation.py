@@ -16,7 +16,7 @@ from CoopSegMRML import INPUT_REFERENCE, CoopSegSceneLogic  # noqa: E402  (slice
 from CoopSegMRML.headless import load_volume
 from CoopSegMRML.segmentations import labels_from_segmentation
 from CoopSegMRML.tables import table_rows
-from CoopSegMRML.terminology import type_code
+from CoopSegMRML.terminology import TERMINOLOGY_CONTEXT, segment_terminology, type_code
 from CoopSegMRML.volumes import ijk_to_ras
 
 pytestmark = needs_acdc
@@ -68,10 +68,10 @@ def test_segments_are_named_coloured_and_tagged_with_snomed_codes(segmented):
         assert [s.GetName() for s in segments] == ["LV cavity", "LV myocardium", "RV cavity"]
         np.testing.assert_allclose([s.GetColor() for s in segments],
                                    [(0.89, 0.26, 0.20), (0.95, 0.77, 0.21), (0.24, 0.50, 0.85)], atol=1e-6)
-        terms = [s.GetTerminology() for s in segments]
+        terms = [segment_terminology(s) for s in segments]  # the tag Slicer 5.6 and later read
         assert [type_code(t) for t in terms] == ["87878005", "74281007", "53085002"]  # LV, myocardium, RV
         assert terms[1].split("~")[5] == "SCT^87878005^Left ventricle"  # the myocardium's anatomic region
-        assert all(t.split("~")[1].startswith("SCT^") for t in terms)
+        assert all(t.split("~")[1].startswith("SCT^") and t.split("~")[0] == TERMINOLOGY_CONTEXT for t in terms)
 
 
 def test_reference_geometry_is_the_inputs(segmented):
@@ -129,9 +129,13 @@ def test_stage_switch_shows_one_segmentation(segmented):
     assert result.refined.GetDisplayNode().GetVisibility() == 1
 
 
-def test_running_again_refills_the_same_nodes(segmented, bundle):
+def test_running_again_makes_new_nodes_and_keeps_the_edits(segmented, bundle):
     scene, logic, volume, result, _ = segmented
+    result.refined.GetSegmentation().RemoveSegment("RV_cavity")  # an edit made in the Segment Editor
     again = logic.segment(volume, model=str(bundle), device="cpu")
-    assert (again.initial, again.refined, again.table) == (result.initial, result.refined, result.table)
-    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 2
-    assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 1
+    assert {again.initial, again.refined, again.table}.isdisjoint({result.initial, result.refined, result.table})
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 4
+    assert segment_ids(result.refined) == ["LV_cavity", "LV_myocardium"]  # the edited result is untouched
+    assert segment_ids(again.refined) == ["LV_cavity", "LV_myocardium", "RV_cavity"]
+    assert again.refined.GetName() != result.refined.GetName()
+    assert logic.results(volume).refined is again.refined  # the newest run is the volume's result

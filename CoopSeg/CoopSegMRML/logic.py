@@ -1,47 +1,55 @@
 """The module's logic on MRML nodes, without Qt: segment a volume node into "initial (FTN)" and "refined (FTN+STN)"
 segmentation nodes, switch between them, preview hard examples, tabulate volumes and clinical indices.
 
-Everything here runs on slicer-core in plain Python (the tests do) as well as inside Slicer. Only ``compute`` may
-run on a worker thread: it touches no MRML node. Nodes made for an input volume point back to it through the node
-reference ``INPUT_REFERENCE`` and carry their role in the ``ROLE_ATTRIBUTE`` attribute, so running again refills
-them instead of piling up copies.
+Segmenting runs outside this process: ``start`` writes the volume to a temporary NIfTI file and launches the
+CoopSegLib worker command (``CoopSegLib.inference.worker``, the code path of ``coopseg segment``) with the Python
+given (Slicer's PythonSlicer inside Slicer); the GUI polls the job from a timer, and ``import_result`` turns the
+worker's files into nodes on this (the main) thread, all or nothing. A run makes new nodes unless an existing
+segmentation node is passed as ``output``, which is then overwritten (with its initial node and table): results,
+and the edits made to them, are never replaced without the caller asking. Previews (a fraction of a second) run
+in this process.
+
+Everything here runs on slicer-core in plain Python (the tests do) as well as inside Slicer. Result nodes point back
+to their input through the node reference ``INPUT_REFERENCE``, carry their role in ``ROLE_ATTRIBUTE`` and the run
+that wrote them in ``RUN_ATTRIBUTE``; the refined node references its initial node and table.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
+import os
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+import CoopSegLib
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices
-from CoopSegLib.inference import Segmentation, Segmenter, preview_hard_example
+from CoopSegLib.inference import Segmenter, preview_hard_example
+from CoopSegLib.inference.worker import command
 from CoopSegLib.weights import default_bundle, has_default_bundle
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
+from CoopSegMRML.quality import QualityEstimate, read_quality
 from CoopSegMRML.segmentations import labels_from_segmentation, place_beside, segmentation_from_labels
 from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_table, segment_volume_rows
-from CoopSegMRML.task import BackgroundTask
 from CoopSegMRML.volumes import volume_image
+from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, Launcher, Status, WorkerProcess
 
 DEVICES = {"auto": "auto", "cpu": "cpu", "gpu": "cuda"}  # GUI choice -> torch device string
 STAGE_TITLES = {"initial": "initial (FTN)", "refined": "refined (FTN+STN)"}
 ROLE_ATTRIBUTE = "CoopSeg.Role"
+RUN_ATTRIBUTE = "CoopSeg.Run"
 INPUT_REFERENCE = "CoopSegInput"
+INITIAL_REFERENCE = "CoopSegInitial"  # refined node -> its initial node
+TABLE_REFERENCE = "CoopSegVolumes"  # refined node -> its volume table
+INPUT_NAME = "input"  # the temporary input file's name; the worker's outputs are named after it
 NO_DEFAULT_MODEL = ("This CoopSeg install has no default model (its weights folder is missing): choose a model "
                     "bundle folder (a *.coopseg folder; train one with python Training/train.py).")
-
-ProgressCallback = Callable[[float, str], None]
-
-
-@dataclass
-class ComputedSegmentation:
-    """What the worker hands back: label maps on the input grid and the device that made them."""
-
-    segmentation: Segmentation
-    device: str
 
 
 @dataclass
@@ -50,9 +58,31 @@ class ResultNodes:
     refined: Any  # vtkMRMLSegmentationNode "<volume> refined (FTN+STN)"
     table: Any  # vtkMRMLTableNode: per-segment volumes and Dice initial vs refined
     device: str = ""
+    quality: Optional[QualityEstimate] = None  # when the worker's folder held a quality estimate
 
     def node(self, stage: str):
         return self.refined if stage == "refined" else self.initial
+
+
+@dataclass
+class SegmentationJob:
+    """A segmentation running in the worker process, started by ``CoopSegSceneLogic.start``."""
+
+    process: WorkerProcess
+    volume: Any  # the input volume node
+    output: Any  # the segmentation node to overwrite, or None to make new nodes
+    shape: Tuple[int, ...]  # the input's array shape when the job started
+
+    def status(self) -> Status:
+        """Progress and state, read without waiting (call it from the GUI's timer)."""
+        return self.process.poll()
+
+    def cancel(self) -> Status:
+        """Stop the worker; nothing of this job will be imported."""
+        return self.process.cancel()
+
+    def wait(self, timeout: Optional[float] = None) -> Status:
+        return self.process.wait(timeout)
 
 
 def describe_device(device: str) -> str:
@@ -60,98 +90,222 @@ def describe_device(device: str) -> str:
     return "CPU" if device == "cpu" else f"GPU ({device})" if device.startswith("cuda") else device
 
 
-class CoopSegSceneLogic:
-    """Segmentation, previews and indices for the volumes of one MRML scene."""
+def coopseglib_root() -> str:
+    """The folder holding the CoopSegLib package: the worker's PYTHONPATH."""
+    return str(Path(CoopSegLib.__file__).resolve().parent.parent)
 
-    def __init__(self, scene) -> None:
+
+class CoopSegSceneLogic:
+    """Segmentation, previews and indices for the volumes of one MRML scene.
+
+    ``python``: the interpreter that runs the worker (default: this one; inside Slicer, PythonSlicer).
+    ``launch``: how to start it (default ``subprocess.Popen``; inside Slicer, slicer.util.launchConsoleProcess).
+    """
+
+    def __init__(self, scene, python: Optional[str] = None, launch: Optional[Launcher] = None) -> None:
         self.scene = scene
+        self.python = python or sys.executable
+        self.launch = launch
         self._segmenters: Dict[Tuple[str, str], Segmenter] = {}
-        self._lock = threading.Lock()  # the worker thread and the GUI thread share the segmenter cache
 
     # --- the model ------------------------------------------------------------------------------------------
-    def segmenter(self, model: str = "", device: str = "auto") -> Segmenter:
-        """The model bundle folder ``model`` ("" = the shipped default) loaded on ``device`` (auto / cpu / gpu);
-        kept loaded for the next run."""
+    @staticmethod
+    def model_path(model: str = "") -> Path:
+        """The model bundle folder ``model`` resolved, or the shipped default for ""."""
+        if model:
+            return Path(model).expanduser().resolve()
+        if has_default_bundle():
+            return default_bundle()
+        raise CoopSegError(NO_DEFAULT_MODEL)
+
+    @staticmethod
+    def _device(device: str) -> str:
         if device not in DEVICES:
             raise CoopSegError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-        if model:
-            path = Path(model).expanduser().resolve()
-        elif has_default_bundle():
-            path = default_bundle()
-        else:
-            raise CoopSegError(NO_DEFAULT_MODEL)
-        key = (str(path), device)
-        with self._lock:
-            if key not in self._segmenters:
-                self._segmenters[key] = Segmenter(path, device=DEVICES[device])
-            return self._segmenters[key]
+        return DEVICES[device]
+
+    def segmenter(self, model: str = "", device: str = "auto") -> Segmenter:
+        """The model bundle folder ``model`` ("" = the shipped default) loaded in this process on ``device``
+        (auto / cpu / gpu), for previews; kept loaded for the next one."""
+        key = (str(self.model_path(model)), self._device(device))
+        if key not in self._segmenters:
+            self._segmenters[key] = Segmenter(key[0], device=key[1])
+        return self._segmenters[key]
 
     # --- segmenting -----------------------------------------------------------------------------------------
-    def compute(self, array: np.ndarray, affine: np.ndarray, model: str = "", device: str = "auto",
-                progress: Optional[ProgressCallback] = None, cancel: Any = None) -> ComputedSegmentation:
-        """FTN and FTN+STN label maps for an image (array indexed I, J, K; IJK-to-RAS affine). No MRML: safe on a
-        worker thread."""
-        if progress is not None:
-            progress(0.0, "loading model")
-        segmenter = self.segmenter(model, device)
-        result = segmenter.segment(array, affine, stage="stn", progress=progress, cancel=cancel)
-        return ComputedSegmentation(result, str(segmenter.device))
+    def start(self, volume_node, model: str = "", device: str = "auto", output=None) -> SegmentationJob:
+        """Write the volume to a temporary file and start the worker on it; poll the job, then ``import_result``.
+        ``output``: a segmentation node to overwrite, or None for new nodes."""
+        from CoopSegLib.data.nifti import write_nifti
 
-    def start(self, volume_node, model: str = "", device: str = "auto") -> BackgroundTask:
-        """Read the volume now (GUI thread) and segment it on a worker thread; import the result with
-        ``import_result`` once the task has FINISHED."""
+        model_path, torch_device = self.model_path(model), self._device(device)
+        if output is not None and not self.scene.IsNodePresent(output):
+            raise CoopSegError("the chosen output segmentation is not in the scene")
         array, affine = volume_image(volume_node)
-        array = np.array(array)  # a copy: the user may change or delete the volume while the worker runs
-        return BackgroundTask(lambda progress, cancel: self.compute(array, affine, model, device, progress,
-                                                                    cancel)).start()
+        folder = tempfile.mkdtemp(prefix="CoopSeg-")
+        try:
+            input_path = write_nifti(array, affine, Path(folder) / f"{INPUT_NAME}.nii.gz")
+            args = command(self.python, str(input_path), str(Path(folder) / "output"), str(model_path), torch_device)
+            path = os.pathsep.join(p for p in (coopseglib_root(), os.environ.get("PYTHONPATH", "")) if p)
+            process = WorkerProcess(args, {"PYTHONPATH": path}, self.launch, folder).start()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return SegmentationJob(process, volume_node, output, tuple(array.shape))
 
-    def import_result(self, volume_node, computed: ComputedSegmentation) -> ResultNodes:
-        """Segmentation nodes and the volume table for ``computed``, made from ``volume_node`` (refilled if they
-        exist)."""
-        existing = self.results(volume_node)
-        name = volume_node.GetName()
-        nodes = {}
-        for stage, labels in (("initial", computed.segmentation.initial), ("refined", computed.segmentation.refined)):
-            node = segmentation_from_labels(self.scene, f"{name} {STAGE_TITLES[stage]}", labels, volume_node,
-                                            existing.node(stage) if existing else None)
-            self._mark(node, stage, volume_node)
-            nodes[stage] = node
-        table = existing.table if existing else self.scene.AddNewNodeByClass("vtkMRMLTableNode")
-        table.SetName(f"{name} segment volumes")
-        _, affine = volume_image(volume_node)
-        fill_segment_volume_table(table, segment_volume_rows(computed.segmentation.initial,
-                                                             computed.segmentation.refined, affine))
-        self._mark(table, "volumes", volume_node)
-        place_beside(table, volume_node)
-        result = ResultNodes(nodes["initial"], nodes["refined"], table, computed.device)
+    def import_result(self, job: SegmentationJob) -> ResultNodes:
+        """The finished ``job``'s labels as nodes: new ones, or the job's output node (with its initial node and
+        table) overwritten. All or nothing: any failure removes what was made and leaves an overwritten node as it
+        was; nothing is made for a cancelled or failed job, nor when the input or the output node has left the
+        scene (a closed scene included). Removes the job's temporary folder."""
+        from CoopSegLib.data.nifti import load_nifti
+
+        try:
+            status = job.status()
+            if status.state == CANCELLED:
+                raise CoopSegError("the segmentation was cancelled; nothing was added")
+            if status.state == FAILED:
+                raise CoopSegError(f"the segmentation failed ({status.message}); nothing was added")
+            if status.state != FINISHED:
+                raise CoopSegError("the segmentation has not finished yet")
+            volume = job.volume
+            if not self.scene.IsNodePresent(volume):
+                raise CoopSegError("the input volume left the scene while it was being segmented; nothing was added")
+            if job.output is not None and not self.scene.IsNodePresent(job.output):
+                raise CoopSegError(f"the output segmentation left the scene while '{volume.GetName()}' was being "
+                                   "segmented; nothing was added")
+            if volume.GetImageData() is None or tuple(volume.GetImageData().GetDimensions()) != job.shape[:3]:
+                raise CoopSegError(f"volume '{volume.GetName()}' changed size while it was being segmented; "
+                                   "nothing was added")
+            files = job.process.result["files"]
+            labels = {}
+            for stage in STAGE_TITLES:
+                labels[stage] = np.asarray(load_nifti(files[stage], dims=None)[0], dtype=np.uint8)
+                if labels[stage].shape != job.shape:
+                    raise CoopSegError(f"the worker's {stage} labels have shape {labels[stage].shape}, the input "
+                                       f"{job.shape}; nothing was added")
+            quality = self._quality(files)
+            return self._import(volume, labels["initial"], labels["refined"], job.process.result["device"],
+                                job.output, quality)
+        finally:
+            job.process.close()
+
+    @staticmethod
+    def _quality(files: Dict[str, str]) -> Optional[QualityEstimate]:
+        if "quality" not in files:
+            return None
+        try:
+            return read_quality(files["quality"]).get(Path(files["refined"]).name.split(".")[0])
+        except CoopSegError as error:  # the labels are still good: keep them, say why there is no estimate
+            logging.warning("CoopSeg: no quality estimate: %s", error)
+            return None
+
+    def _import(self, volume, initial: np.ndarray, refined: np.ndarray, device: str, output,
+                quality: Optional[QualityEstimate]) -> ResultNodes:
+        name = volume.GetName()
+        created = []
+        try:
+            nodes = {}
+            for stage, labels in (("initial", initial), ("refined", refined)):
+                title = self.scene.GenerateUniqueName(f"{name} {STAGE_TITLES[stage]}")
+                nodes[stage] = segmentation_from_labels(self.scene, title, labels, volume)
+                created.append(nodes[stage])
+            table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", self.scene.GenerateUniqueName(
+                f"{name} segment volumes"))
+            created.append(table)
+            _, affine = volume_image(volume)
+            rows = segment_volume_rows(initial, refined, affine)
+            fill_segment_volume_table(table, rows)
+            place_beside(table, volume)
+            if output is not None:
+                nodes, table = self._overwrite(output, nodes, rows, volume, created)
+            run = self._next_run()
+            for role, node in (("initial", nodes["initial"]), ("refined", nodes["refined"]), ("volumes", table)):
+                node.SetAttribute(ROLE_ATTRIBUTE, role)
+                node.SetAttribute(RUN_ATTRIBUTE, str(run))
+                node.SetNodeReferenceID(INPUT_REFERENCE, volume.GetID())
+            nodes["refined"].SetNodeReferenceID(INITIAL_REFERENCE, nodes["initial"].GetID())
+            nodes["refined"].SetNodeReferenceID(TABLE_REFERENCE, table.GetID())
+        except BaseException:
+            for node in created:
+                if self.scene.IsNodePresent(node):
+                    self.scene.RemoveNode(node)
+            raise
+        result = ResultNodes(nodes["initial"], nodes["refined"], table, device, quality)
         self.show(result, "refined")
         return result
 
-    def segment(self, volume_node, model: str = "", device: str = "auto",
-                progress: Optional[ProgressCallback] = None, cancel: Any = None) -> ResultNodes:
-        """Segment ``volume_node`` on this thread (scripts, tests and the self-test); the GUI uses ``start``."""
-        array, affine = volume_image(volume_node)
-        return self.import_result(volume_node, self.compute(array, affine, model, device, progress, cancel))
+    def _overwrite(self, output, made: Dict[str, Any], rows, volume, created) -> Tuple[Dict[str, Any], Any]:
+        """Move the new content into ``output`` and its partners (those it has; new nodes stand in for the rest);
+        the last step of an import, after everything that can fail."""
+        partners = {"refined": output, "initial": output.GetNodeReference(INITIAL_REFERENCE)}
+        table = output.GetNodeReference(TABLE_REFERENCE)
+        kept = dict(made)
+        for stage, target in partners.items():
+            if target is None or not target.IsA("vtkMRMLSegmentationNode"):
+                continue
+            place_beside(target, volume)
+            target.GetSegmentation().DeepCopy(made[stage].GetSegmentation())
+            target.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+            if target.GetDisplayNode() is None:
+                target.CreateDefaultDisplayNodes()
+            self.scene.RemoveNode(made[stage])
+            created.remove(made[stage])
+            kept[stage] = target
+        if table is not None and table.IsA("vtkMRMLTableNode"):
+            fill_segment_volume_table(table, rows)
+            place_beside(table, volume)
+            new_table = next(node for node in created if node.IsA("vtkMRMLTableNode"))
+            self.scene.RemoveNode(new_table)
+            created.remove(new_table)
+            return kept, table
+        return kept, next(node for node in created if node.IsA("vtkMRMLTableNode"))
+
+    def _next_run(self) -> int:
+        runs = [int(node.GetAttribute(RUN_ATTRIBUTE)) for node in self._nodes("vtkMRMLSegmentationNode")
+                if (node.GetAttribute(RUN_ATTRIBUTE) or "").isdigit()]
+        return max(runs, default=0) + 1
+
+    def segment(self, volume_node, model: str = "", device: str = "auto", output=None,
+                timeout: Optional[float] = None) -> ResultNodes:
+        """Segment ``volume_node`` and wait for it (scripts and tests); the GUI polls ``start``'s job instead.
+        A failed worker raises a CoopSegError with its message."""
+        job = self.start(volume_node, model, device, output)
+        try:
+            status = job.wait(timeout)
+        except BaseException:
+            job.cancel()
+            raise
+        if status.state == FAILED:
+            raise CoopSegError(status.message)
+        return self.import_result(job)
 
     # --- finding and showing results ------------------------------------------------------------------------
     def _mark(self, node, role: str, volume_node) -> None:
         node.SetAttribute(ROLE_ATTRIBUTE, role)
         node.SetNodeReferenceID(INPUT_REFERENCE, volume_node.GetID())
 
+    def _nodes(self, class_name: str):
+        return [self.scene.GetNthNodeByClass(i, class_name) for i in range(self.scene.GetNumberOfNodesByClass(
+            class_name))]
+
     def _find(self, class_name: str, role: str, volume_node):
-        for index in range(self.scene.GetNumberOfNodesByClass(class_name)):
-            node = self.scene.GetNthNodeByClass(index, class_name)
-            if node.GetAttribute(ROLE_ATTRIBUTE) == role and node.GetNodeReferenceID(INPUT_REFERENCE) == \
-                    volume_node.GetID():
-                return node
-        return None
+        """The newest node of ``role`` made from ``volume_node`` (the highest run; the last one added on a tie)."""
+        found = [node for node in self._nodes(class_name) if node.GetAttribute(ROLE_ATTRIBUTE) == role
+                 and node.GetNodeReferenceID(INPUT_REFERENCE) == volume_node.GetID()]
+        run = [int(n.GetAttribute(RUN_ATTRIBUTE)) if (n.GetAttribute(RUN_ATTRIBUTE) or "").isdigit() else 0
+               for n in found]
+        return found[max(range(len(found)), key=lambda i: (run[i], i))] if found else None
 
     def results(self, volume_node) -> Optional[ResultNodes]:
-        """The result nodes made from ``volume_node``, or None when it has not been segmented."""
-        initial = self._find("vtkMRMLSegmentationNode", "initial", volume_node)
+        """The newest result nodes made from ``volume_node``, or None when it has not been segmented."""
+        if volume_node is None:
+            return None
         refined = self._find("vtkMRMLSegmentationNode", "refined", volume_node)
-        table = self._find("vtkMRMLTableNode", "volumes", volume_node)
-        if initial is None or refined is None or table is None:
+        if refined is None:
+            return None
+        initial, table = refined.GetNodeReference(INITIAL_REFERENCE), refined.GetNodeReference(TABLE_REFERENCE)
+        if initial is None or table is None:
             return None
         return ResultNodes(initial, refined, table)
 

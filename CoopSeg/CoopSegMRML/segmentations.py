@@ -10,7 +10,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from CoopSegMRML.terminology import STRUCTURES
+from CoopSegMRML.terminology import STRUCTURES, set_terminology
 from CoopSegMRML.volumes import ijk_to_ras
 
 VTK_UNSIGNED_CHAR = 3
@@ -34,8 +34,7 @@ def fill_segmentation(segmentation_node, labels: np.ndarray, affine: np.ndarray)
     segmentation.RemoveAllSegments()
     for structure in STRUCTURES:
         segment_id = segmentation.AddEmptySegment(structure.segment_id, structure.name, structure.color)
-        segment = segmentation.GetSegment(segment_id)
-        segment.SetTerminology(structure.terminology)
+        set_terminology(segmentation.GetSegment(segment_id), structure.terminology)
         slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
             oriented_mask(labels == structure.code, affine), segmentation_node, segment_id,
             slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
@@ -67,9 +66,11 @@ def segmentation_from_labels(scene, name: str, labels: np.ndarray, reference_vol
         node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
         node.CreateDefaultDisplayNodes()
     node.SetName(name)
+    # Under the reference's transform first: Slicer maps the reference geometry through any transform between the
+    # volume and the segmentation, so set afterwards it is the volume's own grid, not a second time transformed.
+    place_beside(node, reference_volume)
     node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
     fill_segmentation(node, labels, ijk_to_ras(reference_volume))
-    place_beside(node, reference_volume)
     return node
 
 

@@ -1,17 +1,24 @@
 """The three structures CoopSeg segments, as Slicer segments: label code, segment ID, name, colour, terminology.
 
 Terminology entries use Slicer's serialised form (context~category~type~type modifier~anatomic context~anatomic
-region~anatomic region modifier) with SNOMED CT codes from DICOM's cardiac structure segmentation context
-(CID 7152: left ventricle 87878005, right ventricle 53085002) and myocardium 74281007 located in the left ventricle,
-so DICOM SEG export and the Segment Editor's terminology browser recognise them.
+region~anatomic region modifier) with SNOMED CT codes: left ventricle 87878005 and right ventricle 53085002 (DICOM's
+cardiac structure segmentation context, CID 7152) and myocardium 74281007 located in the left ventricle. Slicer's
+default "DICOM master list" has no myocardium, so the entries name the module's own terminology context
+(Resources/Terminology/CoopSeg.term.json, loaded into Slicer's terminologies logic by the module), which holds all
+three; the anatomic region comes from Slicer's default anatomic context.
+
+Entries are stored as the segment's terminology tag (``vtkSegment.GetTerminologyEntryTagName()``, Slicer 5.6 and
+later); ``vtkSegment.SetTerminology`` exists only from Slicer 5.10.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Tuple
 
-TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
+TERMINOLOGY_CONTEXT = "CoopSeg - cardiac structures"
+TERMINOLOGY_FILE = Path(__file__).resolve().parent.parent / "Resources" / "Terminology" / "CoopSeg.term.json"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 ANATOMICAL_STRUCTURE = "SCT^123037004^Anatomical Structure"
 TISSUE = "SCT^85756007^Tissue"
@@ -22,7 +29,7 @@ NO_CODE = "^^"
 
 
 def terminology_entry(category: str, type_: str, region: str = NO_CODE) -> str:
-    """A terminology entry string as vtkSegment.SetTerminology expects it."""
+    """A serialised terminology entry, as Slicer stores it in a segment's terminology tag."""
     return "~".join((TERMINOLOGY_CONTEXT, category, type_, NO_CODE, ANATOMIC_CONTEXT, region, NO_CODE))
 
 
@@ -48,3 +55,30 @@ STRUCTURES: Tuple[Structure, ...] = (
 def type_code(terminology: str) -> str:
     """The type's SNOMED code value of a serialised terminology entry, e.g. '87878005'."""
     return terminology.split("~")[2].split("^")[1]
+
+
+def set_terminology(segment, entry: str) -> None:
+    """Tag ``segment`` (a vtkSegment) with the serialised terminology ``entry``."""
+    segment.SetTag(segment.GetTerminologyEntryTagName(), entry)
+
+
+def segment_terminology(segment) -> str:
+    """The serialised terminology entry of ``segment``; "" when it has none."""
+    import vtk
+
+    value = vtk.reference("")
+    return str(value) if segment.GetTag(segment.GetTerminologyEntryTagName(), value) else ""
+
+
+def load_terminology(terminologies_logic) -> str:
+    """Load the module's terminology context into Slicer's terminologies logic (once); returns its name."""
+    import vtk
+
+    names = vtk.vtkStringArray()
+    terminologies_logic.GetLoadedTerminologyNames(names)
+    if TERMINOLOGY_CONTEXT in {names.GetValue(i) for i in range(names.GetNumberOfValues())}:
+        return TERMINOLOGY_CONTEXT
+    loaded = terminologies_logic.LoadTerminologyFromFile(str(TERMINOLOGY_FILE))
+    if loaded != TERMINOLOGY_CONTEXT:
+        raise RuntimeError(f"{TERMINOLOGY_FILE}: Slicer's terminologies logic did not load it (got {loaded!r})")
+    return loaded

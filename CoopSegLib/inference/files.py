@@ -6,6 +6,8 @@ Outputs for ``INPUT`` (name without its extension ``NAME``) in the output folder
     NAME_probabilities.nii.gz   float32 per-class probabilities, classes on a trailing axis: (X, Y, Z, 4) for a
                                 volume, (X, Y, Z, T, 4) for a cine (with ``probabilities=True``)
     NAME_entropy.nii.gz         float32 normalised entropy in [0, 1], the input's shape (with ``entropy=True``)
+    NAME_initial.nii.gz         uint8 FTN label map beside the refined one (with ``initial=True``, stage stn;
+                                the Slicer module's worker shows both)
 
 A NIfTI input's header (sform and qform) is copied exactly; a NRRD input gets a NIfTI whose sform and qform hold
 its RAS affine. Every file is written through a temporary file and a rename, and if any output of an input fails,
@@ -26,10 +28,11 @@ from CoopSegLib.inference.monitor import ProgressCallback
 PathLike = Union[str, Path]
 PROBABILITIES_SUFFIX = "_probabilities"
 ENTROPY_SUFFIX = "_entropy"
+INITIAL_SUFFIX = "_initial"
 
 
 def output_paths(input_path: PathLike, output_dir: PathLike, probabilities: bool = False,
-                 entropy: bool = False) -> List[Path]:
+                 entropy: bool = False, initial: bool = False) -> List[Path]:
     """The files ``segment_file`` writes for ``input_path``, label map first."""
     from CoopSegLib.data.nifti import strip_nifti_suffix
 
@@ -39,11 +42,15 @@ def output_paths(input_path: PathLike, output_dir: PathLike, probabilities: bool
         paths.append(folder / f"{stem}{PROBABILITIES_SUFFIX}.nii.gz")
     if entropy:
         paths.append(folder / f"{stem}{ENTROPY_SUFFIX}.nii.gz")
+    if initial:
+        paths.append(folder / f"{stem}{INITIAL_SUFFIX}.nii.gz")
     return paths
 
 
-def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, paths: List[Path]) -> List[Path]:
-    """Write the label map (and probabilities / entropy when present) to ``paths``; all or nothing."""
+def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, paths: List[Path],
+                  initial: bool = False) -> List[Path]:
+    """Write the label map (and probabilities / entropy when present, the FTN labels with ``initial``) to
+    ``paths``; all or nothing."""
     from CoopSegLib.data.nifti import write_like, write_nifti
 
     arrays = [(result.labels, np.uint8)]
@@ -51,6 +58,8 @@ def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, path
         arrays.append((np.moveaxis(result.probabilities, 0, -1), np.float32))  # classes last, as NIfTI vectors
     if result.entropy is not None:
         arrays.append((result.entropy, np.float32))
+    if initial:
+        arrays.append((result.initial, np.uint8))
     written: List[Path] = []
     try:
         for (array, dtype), path in zip(arrays, paths):
@@ -67,13 +76,17 @@ def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, path
 
 def segment_file(segmenter: Segmenter, input_path: PathLike, output_dir: PathLike, stage: str = "stn",
                  probabilities: bool = False, entropy: bool = False, largest_component: bool = False,
-                 progress: Optional[ProgressCallback] = None, cancel: Any = None) -> List[Path]:
+                 progress: Optional[ProgressCallback] = None, cancel: Any = None,
+                 initial: bool = False) -> List[Path]:
     """Segment one image file into ``output_dir``; returns the files written (see the module docstring).
 
-    Problems with the input raise a CoopSegError whose message starts with the file's path.
+    Problems with the input raise a CoopSegError whose message starts with the file's path. ``initial`` (stage
+    stn only) also writes the FTN labels of the same pass.
     """
     from CoopSegLib.data.images import read_image
 
+    if initial and stage != "stn":
+        raise CoopSegError("initial labels come beside the refined ones: use stage stn")
     input_path = Path(input_path)
     image = read_image(input_path)
     try:
@@ -84,5 +97,5 @@ def segment_file(segmenter: Segmenter, input_path: PathLike, output_dir: PathLik
         if str(error).startswith(str(input_path)):
             raise
         raise type(error)(f"{input_path}: {error}") from None
-    paths = output_paths(input_path, output_dir, probabilities, entropy)
-    return write_outputs(result, image.nifti, image.affine, paths)
+    paths = output_paths(input_path, output_dir, probabilities, entropy, initial)
+    return write_outputs(result, image.nifti, image.affine, paths, initial)

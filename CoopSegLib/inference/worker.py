@@ -1,0 +1,94 @@
+"""The worker command for out-of-process use: the 3D Slicer module runs it with Slicer's own Python (PythonSlicer)
+so that no PyTorch work runs in Slicer's process, whose main thread holds the GIL while it waits for events.
+
+    python -m CoopSegLib.inference.worker INPUT --output-dir DIR [--model BUNDLE] [--device auto|cpu|cuda[:N]]
+
+It segments INPUT exactly as ``coopseg segment`` does (the same ``segment_file``, stage stn, same defaults) and also
+writes the FTN labels of the same pass, ``DIR/NAME_initial.nii.gz``. Its stdout carries one JSON object per line:
+
+    {"event": "progress", "fraction": 0.42, "message": "segmenting slices 1-10 of 10"}
+    {"event": "done", "device": "cpu", "files": {"refined": "DIR/NAME.nii.gz", "initial": "DIR/NAME_initial.nii.gz"}}
+    {"event": "error", "message": "DIR/NAME.nii.gz: ..."}
+
+"files" also names ``quality`` when the folder holds a quality.csv (written by ``coopseg segment``'s quality
+estimate). Exit status 0 after "done", 2 after "error" (bad input or model; the message says what); anything else is
+a crash, with its traceback on stderr. Outputs are written atomically, so a killed worker leaves no half-written file.
+Only this module's ``main`` imports torch: the caller can use ``command`` and ``parse_event`` without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+PROGRESS, DONE, ERROR = "progress", "done", "error"
+QUALITY_FILE = "quality.csv"
+EXIT_ERROR = 2
+
+
+def command(python: str, input_path: str, output_dir: str, model: str = "", device: str = "auto") -> List[str]:
+    """The argument list that runs this worker with the interpreter ``python``."""
+    args = [python, "-m", "CoopSegLib.inference.worker", str(input_path), "--output-dir", str(output_dir),
+            "--device", device]
+    return args + (["--model", str(model)] if model else [])
+
+
+def parse_event(line: str) -> Optional[Dict[str, Any]]:
+    """The event a worker output line holds, or None for any other line (log text, warnings, a traceback)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and event.get("event") in (PROGRESS, DONE, ERROR) else None
+
+
+def _emit(**event: Any) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def run(input_path: str, output_dir: str, model: Optional[str] = None, device: str = "auto") -> Dict[str, Any]:
+    """Segment ``input_path`` into ``output_dir``, reporting progress on stdout; the "done" event's content."""
+    from CoopSegLib.inference.engine import Segmenter
+    from CoopSegLib.inference.files import segment_file
+
+    _emit(event=PROGRESS, fraction=0.0, message="loading model")
+    segmenter = Segmenter(model or None, device=device)
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = segment_file(segmenter, input_path, folder, stage="stn", initial=True,
+                           progress=lambda fraction, message: _emit(event=PROGRESS, fraction=fraction,
+                                                                    message=message))
+    files = {"refined": str(written[0]), "initial": str(written[-1])}
+    if (folder / QUALITY_FILE).is_file():
+        files["quality"] = str(folder / QUALITY_FILE)
+    return {"device": str(segmenter.device), "files": files}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from CoopSegLib.errors import CoopSegError
+
+    parser = argparse.ArgumentParser(prog="python -m CoopSegLib.inference.worker",
+                                     description="Segment one image for the CoopSeg Slicer module; JSON lines on "
+                                     "stdout (see the module docstring).")
+    parser.add_argument("input", metavar="INPUT", help="image file (.nii, .nii.gz, .nrrd, .nhdr)")
+    parser.add_argument("--output-dir", required=True, metavar="DIR")
+    parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: the shipped model)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    args = parser.parse_args(argv)
+    try:
+        done = run(args.input, args.output_dir, args.model, args.device)
+    except CoopSegError as error:
+        _emit(event=ERROR, message=" ".join(str(error).split()))
+        return EXIT_ERROR
+    _emit(event=DONE, **done)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
