@@ -35,7 +35,7 @@ def inputs(tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("kind", sorted(set(CORRUPTIONS) - {"spike_paper"}))  # 0 or 1 spikes: tested below
 def test_each_kind_writes_copies_on_the_input_grid(inputs, tmp_path, kind, capsys):
     status = main(["corrupt", *map(str, inputs), "--output-dir", str(tmp_path / "out"), "--kind", kind,
                    "--copies", "2", "--seed", "7"])
@@ -54,6 +54,16 @@ def test_each_kind_writes_copies_on_the_input_grid(inputs, tmp_path, kind, capsy
     assert not np.array_equal(data, copy2)  # copies differ
     if kind != "motion":  # 30-degree motion can scramble a small volume beyond recognition
         assert np.corrcoef(data.ravel(), clean.ravel())[0, 1] > 0.2  # still the same anatomy
+
+
+def test_the_papers_spike_setting_leaves_some_copies_untouched(inputs, tmp_path):
+    # TorchIO reads the authors' num_spikes=1 as 0 or 1 spikes; "spike" asks for exactly one.
+    main(["corrupt", str(inputs[0]), "--output-dir", str(tmp_path / "out"), "--kind", "spike_paper", "--copies", "8",
+          "--seed", "3"])
+    clean = nib.load(str(inputs[0])).get_fdata()
+    changed = [not np.allclose(nib.load(str(path)).get_fdata(), clean, atol=1e-3 * np.abs(clean).max())
+               for path in sorted((tmp_path / "out").iterdir())]
+    assert len(changed) == 8 and 0 < sum(changed) < 8
 
 
 def test_same_seed_same_files_regardless_of_input_order(inputs, tmp_path):

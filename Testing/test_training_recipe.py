@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import re
 import signal
-import threading
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from CoopSegLib.training.schedule import learning_rate_at
 from CoopSegLib.training.settings import TrainingSettings
 
 from conftest import SMALL_WIDTHS, ring_slices
-from test_training_run import assert_same_weights, model_state, tiny_settings
+from test_training_run import TINY, TRAIN, assert_same_weights, model_state, tiny_settings
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = ["train.schedule=cosine", "train.warmup_steps=2", "train.ema_decay=0.5", "data.crop=32",
@@ -55,33 +55,28 @@ def test_run_logs_the_scheduled_rate(tmp_path):
     assert logged == pytest.approx([learning_rate_at(s, 6, 1e-3, "cosine", 2) for s in range(1, 7)], rel=1e-5)
 
 
-def stop_when_logged(losses_csv: Path, step: int) -> threading.Thread:
-    """SIGINT to this process once ``losses_csv`` has a row for ``step`` (as Ctrl-C would arrive mid-run)."""
-    def watch():
-        while True:
-            if losses_csv.is_file() and re.search(rf"^{step},", losses_csv.read_text(), re.M):
-                signal.raise_signal(signal.SIGINT)
-                return
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_a_stopped_and_resumed_recipe_run_equals_an_uninterrupted_one(tmp_path):
-    settings = tiny_settings("train.steps=12", "log.tensorboard=false", *RECIPE)
-    straight = run_training(settings, tmp_path / "straight", say=lambda _: None)
-    stop_when_logged(tmp_path / "split" / "losses.csv", 2)
-    stopped = run_training(settings, tmp_path / "split", say=lambda _: None)
-    assert stopped.interrupted == "SIGINT" and 2 <= stopped.step < 12
-    resumed = run_training(settings, tmp_path / "split", resume=True, say=lambda _: None)
-    assert straight.step == resumed.step == 12
-    assert_same_weights(model_state(tmp_path / "straight"), model_state(tmp_path / "split"))
-    averages = [torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=True)["trainer"]["average"]
-                for run in ("straight", "split")]
+    extra = ["train.steps=12", "log.tensorboard=false", *RECIPE]
+    straight = run_training(tiny_settings(*extra), tmp_path / "straight", say=lambda _: None)
+    run_dir = tmp_path / "split"
+    args = [arg for item in [*TINY, *extra] for arg in ("--set", item)]
+    process = subprocess.Popen([sys.executable, str(TRAIN), *args, "--run-dir", str(run_dir)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # Ctrl-C once training is under way
+        if line.startswith("step 2/12"):
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    stopped_at = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["trainer"]["step"]
+    assert 2 <= stopped_at < 12
+    resumed = run_training(tiny_settings(*extra), run_dir, resume=True, say=lambda _: None)
+    assert straight.step == resumed.step == 12 and resumed.interrupted is None
+    assert_same_weights(model_state(tmp_path / "straight"), model_state(run_dir))
+    averages = [torch.load(folder / "checkpoints" / "last.pt", weights_only=True)["trainer"]["average"]
+                for folder in (tmp_path / "straight", run_dir)]
     assert_same_weights(*averages)
-    logs = [list(csv.DictReader(open(tmp_path / run / "losses.csv"))) for run in ("straight", "split")]
+    logs = [list(csv.DictReader(open(folder / "losses.csv"))) for folder in (tmp_path / "straight", run_dir)]
     for column in ("L_total", "learning_rate"):
         assert [r[column] for r in logs[0]] == [r[column] for r in logs[1]]
 

@@ -1,6 +1,7 @@
 """Seconds to prepare one training batch of 20 augmented 192 x 192 slices on one CPU core.
 
 Usage: python bench/data_pipeline.py [--acdc DIR] [--batches 30] [--backend torch|torchio]
+                                    [--augmentation paper|strong] [--crop PIXELS]
 Prints one line per measurement and, last, a JSON line with at least ``median_s`` (target <= 0.3 s).
 Volumes are preprocessed once (the in-memory cache) before timing, as in training; the timed part is what a
 DataLoader worker does per batch: pick 20 slices, augment them, collate.
@@ -22,6 +23,7 @@ from torch.utils.data import default_collate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from CoopSegLib.data.augmentation import SliceAugmenter  # noqa: E402
+from CoopSegLib.data.intensity_augmentation import IntensityAugmenter  # noqa: E402
 from CoopSegLib.data.phantom import phantom_cases  # noqa: E402
 from CoopSegLib.data.slices import SliceDataset, VolumeCache, paired_collate  # noqa: E402
 
@@ -43,6 +45,9 @@ def main() -> None:
     parser.add_argument("--acdc", help="ACDC training folder (default: 10 synthetic phantom subjects)")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--backend", choices=("torch", "torchio"), default="torch")
+    parser.add_argument("--augmentation", choices=("paper", "strong"), default="paper",
+                        help="strong adds the generic intensity transforms (data.augmentation: strong)")
+    parser.add_argument("--crop", type=int, help="heart-centred training crops of this many pixels (data.crop)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     try:  # TorchIO resamples with SimpleITK, which has its own thread pool
@@ -62,9 +67,10 @@ def main() -> None:
         cases = phantom_cases(10, seed=0)
         source = "phantom (10 subjects)"
     cache = VolumeCache()
-    augmenter = SliceAugmenter(backend=args.backend)
-    dataset = SliceDataset(cases, augmenter=augmenter, cache=cache, seed=0)
-    paired = SliceDataset(cases, augmenter=augmenter, cache=cache, seed=0, paired=True)
+    augmenter = SliceAugmenter(backend=args.backend,
+                               intensity=IntensityAugmenter() if args.augmentation == "strong" else None)
+    dataset = SliceDataset(cases, augmenter=augmenter, cache=cache, seed=0, crop=args.crop)
+    paired = SliceDataset(cases, augmenter=augmenter, cache=cache, seed=0, paired=True, crop=args.crop)
     prepare_s = time.perf_counter() - start
     print(f"data: {source}; {len(dataset)} slices; load + preprocess + cache: {prepare_s:.2f} s "
           f"({cache.nbytes / 2**20:.0f} MiB cached)")
@@ -78,6 +84,8 @@ def main() -> None:
         "paired_10_plus_10_median_s": statistics.median(half),
         "batches": args.batches,
         "backend": args.backend,
+        "augmentation": args.augmentation,
+        "crop": args.crop,
         "threads": torch.get_num_threads(),
         "data": source,
         "target_s": 0.3,

@@ -46,7 +46,15 @@ def _spike() -> Any:
     return tio.RandomSpike(num_spikes=(1, 1), intensity=(1, 3))
 
 
-CORRUPTIONS: Dict[str, Callable[[], Any]] = {"bias": _bias, "ghosting": _ghosting, "motion": _motion, "spike": _spike}
+def _spike_paper() -> Any:
+    import torchio as tio
+
+    # What the authors' code asks for (num_spikes=1: 0 or 1 spikes per copy), to compare with the paper's figures.
+    return tio.RandomSpike(num_spikes=1, intensity=(1, 3))
+
+
+CORRUPTIONS: Dict[str, Callable[[], Any]] = {"bias": _bias, "ghosting": _ghosting, "motion": _motion, "spike": _spike,
+                                             "spike_paper": _spike_paper}
 
 
 def corruption_seed(seed: int, kind: str, name: str, copy: int) -> int:

@@ -8,6 +8,7 @@
                ES frames, each corrupted ``copies`` times (default 3) with TorchIO at the paper's parameters
                (ACDC-C: RandBias, RandGhosting, RandMotion, RandSpike). Copy seeds are those of
                ``coopseg corrupt`` with the same --seed, so on-the-fly sets equal the files that command writes.
+               spike has exactly one spike per copy; spike_paper is the authors' setting (0 or 1 spikes).
 
 Cases are produced one at a time, so a whole evaluation never holds more than one corrupted volume in memory.
 """
@@ -34,6 +35,7 @@ TEST_SETS = {
     "ghosting": "RandGhosting",
     "motion": "RandMotion",
     "spike": "RandSpike",
+    "spike_paper": "RandSpike 0-1",  # the authors' num_spikes=1, which TorchIO reads as 0 or 1 spikes
 }
 DEFAULT_SETS = ("clean", "bias", "ghosting", "motion", "spike")  # plus "site" when a site folder is given
 
