@@ -102,7 +102,7 @@ def evaluate_folders(predictions: PathLike, references: PathLike, reference_code
     """
     from CoopSegLib.data.labels import IDENTITY, remap_labels
     from CoopSegLib.data.nifti import strip_nifti_suffix
-    from CoopSegLib.evaluation.coding import AUTO, reference_codes as codes_for
+    from CoopSegLib.evaluation.coding import reference_codes as codes_for
 
     predictions, references = Path(predictions), Path(references)
     set_name = set_name or predictions.resolve().name
@@ -114,11 +114,9 @@ def evaluate_folders(predictions: PathLike, references: PathLike, reference_code
             raise CoopSegError(f"{prediction_path}: not on the grid of its reference {reference_path} "
                                f"(shapes {prediction.shape} and {reference.shape}, or different affines)")
         loaded.append((prediction_path, prediction, reference_path, reference))
-    if isinstance(reference_codes, str) and reference_codes == AUTO:
-        reference_codes = codes_for(AUTO, [(p.array, r.array) for _, p, _, r in loaded],
+    if isinstance(reference_codes, str):  # a coding's name, or "auto": decided from the pairs
+        reference_codes = codes_for(reference_codes, [(p.array, r.array) for _, p, _, r in loaded],
                                     [strip_nifti_suffix(path) for _, _, path, _ in loaded], say)
-    elif isinstance(reference_codes, str):
-        reference_codes = codes_for(reference_codes, [], [], say)
     rows: List[ScoreRow] = []
     for prediction_path, prediction, reference_path, reference in loaded:
         reference = Volume(remap_labels(reference.array, reference_codes, str(reference_path)), reference.affine)
