@@ -47,6 +47,65 @@ def test_folders_of_label_maps_against_acdc_coded_references(tmp_path, capsys):
     assert table in capsys.readouterr().out and "| prediction |" in table
 
 
+def write_reference_study(folder, coding):
+    """One prediction and its reference (20 x 20 x 3, both cavities 108 voxels), the reference in ``coding``."""
+    affine = np.diag([-1.5, -1.5, 10.0, 1.0])
+    reference = np.zeros((20, 20, 3), np.uint8)
+    reference[2:8, 2:8], reference[8:10, 2:8], reference[12:18, 2:8] = 1, 2, 3  # LV, MYO, RV
+    prediction = reference.copy()
+    prediction[2:4, 2:8] = 0  # a third of the LV missed: LV Dice 2 * 72 / (72 + 108) = 0.8
+    (folder / "pred").mkdir(parents=True)
+    (folder / "ref").mkdir()
+    write_nifti(prediction, affine, folder / "pred" / "case1_frame01.nii.gz")
+    stored, name = (TO_ACDC[reference], "case1_frame01_gt") if coding == "acdc" else (reference, "case1_frame01")
+    write_nifti(stored, affine, folder / "ref" / f"{name}.nii.gz")
+    return folder / "pred", folder / "ref"
+
+
+@pytest.mark.parametrize("coding", ["acdc", "canonical"])
+def test_reference_codes_are_detected_and_said(tmp_path, coding, capsys):
+    pred, ref = write_reference_study(tmp_path, coding)
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--output-dir", str(tmp_path / "auto")]) == 0
+    err = capsys.readouterr().err
+    assert f"reference codes: {coding}, detected" in err and "--ref-codes" in err
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--ref-codes", coding,
+                 "--output-dir", str(tmp_path / "named")]) == 0
+    detected, named = (read_rows(tmp_path / name / "evaluation.csv") for name in ("auto", "named"))
+    assert detected == named
+    assert {row["structure"]: float(row["dice"]) for row in detected} == pytest.approx({"LV": 0.8, "MYO": 1.0,
+                                                                                        "RV": 1.0})
+
+
+def test_reference_codes_that_the_predictions_cannot_tell_are_refused(tmp_path, capsys):
+    pred, ref = write_reference_study(tmp_path, "acdc")
+    labels, affine, _ = load_nifti(pred / "case1_frame01.nii.gz")
+    # A prediction that calls half of each cavity LV and half RV agrees equally with both readings.
+    labels[np.isin(labels, (1, 3)) & (np.arange(20)[None, :, None] % 2 == 0)] = 1
+    labels[np.isin(labels, (1, 3)) & (np.arange(20)[None, :, None] % 2 == 1)] = 3
+    write_nifti(labels, affine, pred / "case1_frame01.nii.gz")
+    out = tmp_path / "report"
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot tell how the references are coded" in err and "--ref-codes acdc" in err
+    assert "1 of 1 references are named <name>_gt" in err and not out.exists()  # no guessed score written
+    write_nifti(np.zeros_like(labels), affine, pred / "case1_frame01.nii.gz")  # an empty prediction: no evidence
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--output-dir", str(out)]) == 2
+    assert "share only 0 cavity voxels" in capsys.readouterr().err
+
+
+@needs_acdc
+def test_acdc_references_are_detected_for_the_shipped_model(tmp_path, capsys):
+    image = ACDC_ROOT / "patient006" / "patient006_frame01.nii.gz"  # a validation subject of the shipped model
+    assert main(["segment", str(image), "--output-dir", str(tmp_path / "pred"), "--device", "cpu"]) == 0
+    scores = {}
+    for codes in ("auto", "acdc", "canonical"):
+        assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(ACDC_ROOT / "patient006"),
+                     "--ref-codes", codes, "--output-dir", str(tmp_path / codes)]) == 0
+        scores[codes] = np.mean([float(row["dice"]) for row in read_rows(tmp_path / codes / "evaluation.csv")])
+    assert "reference codes: acdc, detected" in capsys.readouterr().err
+    assert scores["auto"] == scores["acdc"] > 0.7 > 0.5 > scores["canonical"]  # LV and RV swapped: a wrong score
+
+
 def test_missing_references_and_mixed_modes_are_errors(tmp_path, capsys):
     (tmp_path / "pred").mkdir()
     (tmp_path / "ref").mkdir()

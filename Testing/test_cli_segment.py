@@ -201,3 +201,34 @@ def test_nrrd_and_nifti_of_one_oblique_acdc_volume_give_the_same_segmentation(tm
     labels = np.asarray(from_nifti.dataobj)
     assert labels.shape == volume.shape and (labels > 0).any()
     np.testing.assert_array_equal(np.asarray(from_nrrd.dataobj), labels)
+
+
+def test_a_run_that_writes_nothing_leaves_no_folder_and_zero_slices_are_refused(tmp_path, bundle, good_input,
+                                                                                capsys):
+    new = tmp_path / "new" / "labels"
+    assert main(["segment", str(tmp_path / "missing.nii.gz"), "--output-dir", str(new), "--model", str(bundle)]) == 1
+    assert "missing.nii.gz: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the folders it made for the outputs are gone again
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert main(["segment", str(tmp_path / "missing.nii.gz"), "--output-dir", str(existing / "labels"),
+                 "--model", str(bundle)]) == 1
+    assert existing.is_dir() and not (existing / "labels").exists()  # a folder that was there stays
+    image, _ = good_input
+    assert main(["segment", str(image), "--output-dir", str(new), "--model", str(bundle), "--max-slices", "0"]) == 2
+    assert "max_slices must be at least 1, got 0" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+def test_device_names_gpu_means_cuda_and_unknown_names_list_the_choices(tmp_path, bundle, good_input, capsys):
+    import torch
+
+    out, (image, _) = str(tmp_path / "labels"), good_input
+    assert main(["segment", str(image), "--output-dir", out, "--model", str(bundle), "--device", "tpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "coopseg segment: error: unknown device 'tpu'; use one of auto, cpu, cuda, cuda:N (gpu, gpu:N mean " \
+                  "cuda, cuda:N)"
+    status = main(["segment", str(image), "--output-dir", out, "--model", str(bundle), "--device", "gpu"])
+    if torch.cuda.is_available():
+        assert status == 0
+    else:  # taken as CUDA, which is missing here: the CUDA message, not an unknown device
+        assert status == 2 and "CUDA was asked for but no CUDA device is available" in capsys.readouterr().err

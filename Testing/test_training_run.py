@@ -13,13 +13,14 @@ import pytest
 import torch
 
 from CoopSegLib.bundle import load_bundle
-from CoopSegLib.data import phantom_cases, prepare_case
+from CoopSegLib.data import phantom_cases, phantom_subject, prepare_case
 from CoopSegLib.inference import Segmenter
 from CoopSegLib.training.loop import run_training
 from CoopSegLib.training.settings import TrainingSettings, read_yaml
 from CoopSegLib.training.validation import validate
 
 from conftest import SMALL_WIDTHS
+from data_helpers import dice
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "Training" / "train.py"
@@ -53,12 +54,23 @@ def test_default_command_trains_writes_a_bundle_and_says_how_to_use_it(tmp_path)
                       "--output-root", str(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[-2].startswith("model bundle: ") and "coopseg segment" in lines[-1]
-    bundle_path = Path(lines[-2].split(": ", 1)[1])
+    at = next(index for index, line in enumerate(lines) if line.startswith("model bundle: "))
+    assert "coopseg segment" in lines[at + 1]
+    bundle_path = Path(lines[at].split(": ", 1)[1])
     assert bundle_path.name == "model.coopseg" and bundle_path.parent.parent == tmp_path
     run_dir = bundle_path.parent
     assert run_dir.name.startswith("phantom_default-")
-    assert f"--model {bundle_path}" in lines[-1]
+    assert f"--model {bundle_path}" in lines[at + 1]
+    # It ends with the demo: the bundle segments a phantom subject it never saw (subjects 0-2 trained and
+    # validated it), through the inference code, with the Dice and a picture of input, FTN and FTN+STN.
+    assert lines[-2].startswith("demo: the phantom demo model on phantom subject 3 (ED), never seen in training")
+    (case,) = phantom_subject(3, frames=("ED",))
+    segmentation = Segmenter(bundle_path, device="cpu").segment(case.image.array, case.image.affine)
+    for stage, labels in (("FTN", segmentation.initial), ("FTN+STN", segmentation.refined)):
+        expected = np.mean([dice(labels == code, case.label.array == code) for code in (1, 2, 3)])
+        assert f"{stage} {expected:.2f}" in lines[-2]
+    picture = Path(lines[-1].split("picture (input, FTN, FTN+STN): ", 1)[1])
+    assert picture == run_dir / "demo.png" and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "step 4/4" in result.stderr  # progress lines (no terminal: plain lines)
 
     bundle = load_bundle(bundle_path)

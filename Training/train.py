@@ -1,6 +1,6 @@
 """Headless training of CoopSeg models.
 
-    python Training/train.py                                   # the embedded default: phantom, a few CPU minutes
+    python Training/train.py                                   # the phantom demo model, then a demo picture
     python Training/train.py --config Training/configs/paper_acdc10_cooperative.yaml --data /path/to/ACDC/training
     python Training/train.py --config ... --data ... --set train.steps=2000 --set train.batch_size=16 --seed 20
     python Training/train.py --resume runs/paper_acdc10_cooperative-20261123-101500 [--set train.steps=20000]
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set train.steps=2000 (repeatable)")
     parser.add_argument("--seed", type=int, help="random seed: weights, data order, augmentation, split (train.seed)")
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N; gpu means cuda (train.device)")
     parser.add_argument("--name", help="run name (the folder is OUTPUT_ROOT/NAME-<date>-<time>)")
     parser.add_argument("--output-root", metavar="DIR", help="where run folders go (default runs/)")
     parser.add_argument("--run-dir", metavar="DIR", help="exact run folder to create (instead of a dated one)")
@@ -90,7 +90,20 @@ def main(argv=None) -> int:
     print(f"report: {outcome.run_dir / 'report.md'}")
     print(f"model bundle: {outcome.bundle}")
     print(f"  segment with it: coopseg segment INPUT.nii.gz --output-dir OUTPUT --model {outcome.bundle}")
+    if settings.data.format == "phantom":
+        show_demo(settings, outcome)
     return 0
+
+
+def show_demo(settings: TrainingSettings, outcome) -> None:
+    """The phantom demo model segments a phantom subject it never saw, through the inference code, and draws it."""
+    from CoopSegLib.training.demo import run_demo
+
+    demo = run_demo(outcome.bundle, outcome.run_dir, settings.data.phantom_seed, settings.data.phantom_subjects,
+                    settings.train.device)
+    print(f"demo: the phantom demo model on {demo.subject}, never seen in training: mean Dice FTN "
+          f"{demo.dice_ftn:.2f}, FTN+STN {demo.dice_stn:.2f}")
+    print(f"  picture (input, FTN, FTN+STN): {demo.picture}" if demo.picture else f"  no picture: {demo.note}")
 
 
 if __name__ == "__main__":

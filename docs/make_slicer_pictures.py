@@ -17,43 +17,25 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
-import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "CoopSeg"))  # the module's folder, as Slicer puts it on sys.path
 sys.path.insert(1, str(REPO))  # CoopSegLib, from a checkout without installing
 
 from CoopSegLib.bundle import read_metadata, recorded_subjects  # noqa: E402
+from CoopSegLib.pictures import busiest_slice, heart_window, legend, pyplot, show_slice  # noqa: E402
 from CoopSegLib.weights import default_bundle  # noqa: E402
 from CoopSegMRML import STRUCTURES, CoopSegSceneLogic  # noqa: E402
 from CoopSegMRML.headless import headless_scene, load_volume  # noqa: E402
 from CoopSegMRML.segmentations import labels_from_segmentation  # noqa: E402
 from CoopSegMRML.volumes import volume_image  # noqa: E402
 
-LABEL_COLOURS = ListedColormap([(0, 0, 0, 0)] + [(*s.color, 0.55) for s in STRUCTURES])
+COLOURS = {s.code: s.color for s in STRUCTURES}  # the segment colours the module gives its nodes
+NAMES = {s.code: s.name for s in STRUCTURES}
 
 
 def show(axis, image, labels=None, title=""):
-    """One slice in ACDC's radiological layout (I to the right, J down) with an optional label overlay."""
-    axis.imshow(image.T, cmap="gray", interpolation="nearest")
-    if labels is not None:
-        axis.imshow(labels.T, cmap=LABEL_COLOURS, vmin=0, vmax=3, interpolation="nearest")
-    axis.set_title(title, fontsize=9)
-    axis.axis("off")
-
-
-def crop(array, labels, margin=22):
-    """A window around the heart (where any of the maps has labels), so the structures are visible."""
-    found = np.argwhere(labels > 0)
-    if not len(found):
-        return slice(None), slice(None)
-    low, high = found.min(0) - margin, found.max(0) + margin
-    return slice(max(low[0], 0), high[0]), slice(max(low[1], 0), high[1])
+    show_slice(axis, image, labels, title, colours=COLOURS)
 
 
 def main() -> None:
@@ -73,15 +55,15 @@ def main() -> None:
     image, _ = volume_image(volume)
     initial = labels_from_segmentation(result.initial, volume)
     refined = labels_from_segmentation(result.refined, volume)
-    k = int(np.argmax((refined > 0).sum(axis=(0, 1))))  # the slice with the most heart
-    window = crop(image[..., k], refined[..., k] + initial[..., k])
+    k = busiest_slice(refined)  # the slice with the most heart
+    window = heart_window(refined[..., k] + initial[..., k])
 
+    plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(9.6, 3.6))
     show(axes[0], image[window + (k,)], title=f"{volume.GetName()}, slice {k}")
     show(axes[1], image[window + (k,)], initial[window + (k,)], title=result.initial.GetName())
     show(axes[2], image[window + (k,)], refined[window + (k,)], title=result.refined.GetName())
-    handles = [plt.Rectangle((0, 0), 1, 1, color=s.color) for s in STRUCTURES]
-    figure.legend(handles, [s.name for s in STRUCTURES], loc="lower center", ncol=3, frameon=False, fontsize=9)
+    legend(figure, COLOURS, NAMES)
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(args.out / "slicer_segmentation.png", dpi=110)
     plt.close(figure)
@@ -95,7 +77,7 @@ def main() -> None:
         corrupted_labels = labels_from_segmentation(nodes.segmentation, nodes.image)
         show(axis, corrupted[window + (0,)], corrupted_labels[window + (0,)],
              title=nodes.image.GetName().split("(")[1].split(")")[0])  # "<scheme>, p=.., a=.., slice k"
-    figure.legend(handles, [s.name for s in STRUCTURES], loc="lower center", ncol=3, frameon=False, fontsize=9)
+    legend(figure, COLOURS, NAMES)
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(args.out / "slicer_hard_example.png", dpi=110)
     plt.close(figure)

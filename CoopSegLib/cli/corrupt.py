@@ -12,9 +12,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "corrupt",
         help="write corrupted copies of volumes (TorchIO artefacts at the paper's parameters)",
-        description="Write corrupted copies of 3D NIfTI volumes on the input's exact grid and header, named "
-        "<name>_<kind>_<copy>.nii.gz. The same --seed gives identical files. The paper's ACDC-C sets: the ES "
-        "frames of the 20 ACDC test subjects, --copies 3, one run per --kind.",
+        description="Write corrupted copies of 3D NIfTI volumes on the input's exact grid, named "
+        "<name>_<kind>_<copy>.nii.gz. The input's header (sform, qform, pixdim) is kept, but not its data type: "
+        "the copies are float32 whatever the input's type (an int16 input's copy takes twice the bytes, more "
+        "once compressed), because the artefacts make non-integer intensities and the files hold exactly the "
+        "volumes `coopseg evaluate --data` corrupts on the fly. The same --seed gives identical files. The "
+        "paper's ACDC-C sets: the ES frames of the 20 ACDC test subjects, --copies 3, one run per --kind.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="3D NIfTI volume(s) (.nii or .nii.gz)")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the corrupted copies")

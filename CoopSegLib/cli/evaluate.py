@@ -20,8 +20,9 @@ Two ways to evaluate, both writing DIR/evaluation.csv (one row per case, stage a
 and DIR/evaluation.md (Table 1's shape: mean Dice per test set for FTN and FTN+STN, and per structure), and
 printing the Markdown tables.
 
-  coopseg evaluate --pred PRED --ref REF [--ref-codes acdc]
-      label maps in PRED (e.g. from coopseg segment) against REF/**/<name>_gt.nii.gz (or <name>.nii.gz)
+  coopseg evaluate --pred PRED --ref REF [--ref-codes auto|acdc|canonical]
+      label maps in PRED (e.g. from coopseg segment) against REF/**/<name>_gt.nii.gz (or <name>.nii.gz);
+      the references' label codes are detected (and said) unless --ref-codes names them
   coopseg evaluate --model BUNDLE --data ACDC [--sets clean,bias,ghosting,motion,spike] [--site DIR]
       the model on test sets made from an ACDC-layout folder (patientNNN/Info.cfg, _frameXX.nii.gz, _gt):
         clean     ED and ES frames of every subject
@@ -35,8 +36,10 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     )
     parser.add_argument("--pred", metavar="DIR", help="folder of predicted label maps (canonical codes)")
     parser.add_argument("--ref", metavar="DIR", help="folder (searched recursively) of reference label maps")
-    parser.add_argument("--ref-codes", choices=("canonical", "acdc", "mnms"), default="canonical",
-                        help="label codes of the --ref files (ACDC's _gt files: acdc); default canonical")
+    parser.add_argument("--ref-codes", choices=("auto", "canonical", "acdc", "mnms"), default="auto",
+                        help="label codes of the --ref files: canonical (1 LV, 2 MYO, 3 RV; mnms is the same), "
+                             "acdc (ACDC's _gt files: 1 RV, 2 MYO, 3 LV), or auto (default): told from how the "
+                             "references agree with the predictions, said on stderr, refused when unclear")
     parser.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the shipped model)")
     parser.add_argument("--data", metavar="DIR", help="ACDC-layout folder to build the test sets from")
     parser.add_argument("--sets", default="all",
@@ -50,13 +53,12 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (default 0)")
     parser.add_argument("--largest-component", action="store_true",
                         help="score label maps after keeping each structure's largest 3D component")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--output-dir", metavar="DIR", default=".", help="where to write the CSV and Markdown (.)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from CoopSegLib.data.labels import CODINGS
     from CoopSegLib.evaluation.report import markdown_report, rows_to_csv, write_text_atomically
     from CoopSegLib.evaluation.runner import evaluate_folders, evaluate_model
     from CoopSegLib.evaluation.test_sets import build_test_sets, parse_sets
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if by_model and not args.data:
         raise CoopSegError("--model needs --data DIR (an ACDC-layout folder to build the test sets from)")
     if by_files:
-        rows = evaluate_folders(args.pred, args.ref, CODINGS[args.ref_codes])
+        rows = evaluate_folders(args.pred, args.ref, args.ref_codes,
+                                say=lambda line: print(line, file=sys.stderr, flush=True))
     else:
         from CoopSegLib.bundle import recorded_subjects
         from CoopSegLib.inference.engine import Segmenter

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, List
 
@@ -16,7 +17,7 @@ def register(subparsers: Any) -> None:
         "indices",
         help="clinical indices (EDV, ESV, SV, EF, LV mass) from end-diastolic and end-systolic label maps",
         description="Compute LV and RV end-diastolic and end-systolic volumes (mL), stroke volumes (mL), ejection "
-        "fractions (%%) and the LV myocardial mass (g, at 1.05 g/mL, from the ED myocardium) from ED and ES label "
+        "fractions (%) and the LV myocardial mass (g, at 1.05 g/mL, from the ED myocardium) from ED and ES label "
         "maps (canonical codes: 1 LV cavity, 2 LV myocardium, 3 RV cavity; e.g. from coopseg segment). Voxel "
         "volumes come from each file's affine. With --ref-ed and --ref-es, reference values and differences "
         "(value - reference) are added. Prints a table; --output writes CSV or JSON (by its extension).",
@@ -25,8 +26,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("es", metavar="ES", help="end-systolic label map")
     parser.add_argument("--ref-ed", metavar="FILE", help="reference (e.g. manual) end-diastolic label map")
     parser.add_argument("--ref-es", metavar="FILE", help="reference end-systolic label map")
-    parser.add_argument("--ref-codes", choices=("canonical", "acdc", "mnms"), default="canonical",
-                        help="label codes of the reference files (ACDC's _gt files: acdc); default canonical")
+    parser.add_argument("--ref-codes", choices=("auto", "canonical", "acdc", "mnms"), default="auto",
+                        help="label codes of the reference files: canonical (1 LV, 2 MYO, 3 RV; mnms is the same), "
+                             "acdc (ACDC's _gt files: 1 RV, 2 MYO, 3 LV), or auto (default): told from how the "
+                             "references agree with ED and ES, said on stderr, refused when unclear")
     parser.add_argument("--output", metavar="FILE", help="write the table as .csv or .json")
     parser.set_defaults(func=run)
 
@@ -48,7 +51,9 @@ def _table(rows: List[Any], with_reference: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from CoopSegLib.data.labels import CODINGS, IDENTITY
+    from CoopSegLib.data.labels import IDENTITY, remap_labels
+    from CoopSegLib.data.nifti import strip_nifti_suffix
+    from CoopSegLib.evaluation.coding import AUTO, reference_codes
     from CoopSegLib.evaluation.indices import clinical_indices, compare_indices
     from CoopSegLib.evaluation.report import write_text_atomically
     from CoopSegLib.evaluation.runner import read_label_volume
@@ -62,9 +67,17 @@ def run(args: argparse.Namespace) -> int:
     values = clinical_indices(ed.array, ed.affine, es.array, es.affine)
     reference = None
     if args.ref_ed is not None:
-        codes = CODINGS[args.ref_codes]
-        ref_ed, ref_es = read_label_volume(Path(args.ref_ed), codes), read_label_volume(Path(args.ref_es), codes)
-        reference = clinical_indices(ref_ed.array, ref_ed.affine, ref_es.array, ref_es.affine)
+        ref_ed = read_label_volume(Path(args.ref_ed), IDENTITY)  # as stored: remapped once the codes are known
+        ref_es = read_label_volume(Path(args.ref_es), IDENTITY)
+        if args.ref_codes == AUTO and (ed.shape != ref_ed.shape or es.shape != ref_es.shape):
+            raise CoopSegError("--ref-codes auto compares each label map with its reference voxel by voxel, but "
+                               "their shapes differ; pass --ref-codes acdc, canonical or mnms")
+        codes = reference_codes(args.ref_codes, [(ed.array, ref_ed.array), (es.array, ref_es.array)],
+                                [strip_nifti_suffix(args.ref_ed), strip_nifti_suffix(args.ref_es)],
+                                say=lambda line: print(line, file=sys.stderr, flush=True))
+        ed_codes = remap_labels(ref_ed.array, codes, args.ref_ed)
+        es_codes = remap_labels(ref_es.array, codes, args.ref_es)
+        reference = clinical_indices(ed_codes, ref_ed.affine, es_codes, ref_es.affine)
     rows = compare_indices(values, reference)
     print(_table(rows, reference is not None))
     if output is not None:

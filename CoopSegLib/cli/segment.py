@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from CoopSegLib.errors import CoopSegError
 
@@ -29,13 +29,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--stage", choices=("ftn", "stn"), default="stn",
                         help="stn: FTN refined by the shape network (default); ftn: the fast network alone")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--probabilities", action="store_true", help="also write per-class probabilities")
     parser.add_argument("--entropy", action="store_true", help="also write the per-voxel entropy")
     parser.add_argument("--largest-component", action="store_true",
                         help="keep each structure's largest connected 3D component (the rest becomes background)")
     parser.add_argument("--max-slices", type=int, default=None, metavar="N",
-                        help="slices per forward pass (bounds memory; default 32)")
+                        help="slices per forward pass, at least 1 (bounds memory; default 32)")
     parser.set_defaults(func=run)
 
 
@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise CoopSegError(f"{output_dir}: exists and is not a folder")
-    segmenter = Segmenter(args.model, device=args.device, max_slices=args.max_slices or DEFAULT_MAX_SLICES)
+    max_slices = DEFAULT_MAX_SLICES if args.max_slices is None else args.max_slices  # 0 is refused, not "default"
+    segmenter = Segmenter(args.model, device=args.device, max_slices=max_slices)
+    created = [folder for folder in (output_dir, *output_dir.parents) if not folder.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
     claimed: Dict[str, str] = {}  # output name -> the input that writes it
     failures = 0
@@ -70,4 +72,15 @@ def run(args: argparse.Namespace) -> int:
             continue
         for output in written:
             print(output, flush=True)
+    if failures == len(args.inputs):
+        remove_empty_folders(created)  # nothing was written: leave no empty output folder behind
     return EXIT_SOME_FAILED if failures else 0
+
+
+def remove_empty_folders(folders: List[Path]) -> None:
+    """Remove the folders this run created (deepest first) as long as they are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or no longer ours to remove): keep it and everything above it
+            return

@@ -20,10 +20,27 @@ from CoopSegLib.cooperative.model import CooperativeLoss, CooperativeModel, Pred
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N (gpu, gpu:N mean cuda, cuda:N)"
+
+
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """'auto' picks CUDA when available; asking for CUDA on a machine without it is an error, not a silent CPU run."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """'auto' picks CUDA when available; asking for CUDA on a machine without it is an error, not a silent CPU run.
+
+    'gpu' (the Slicer module's word for it) means 'cuda'; a name torch does not know is refused with the choices.
+
+    >>> resolve_device("cpu"), resolve_device("CPU")
+    (device(type='cpu'), device(type='cpu'))
+    """
+    if isinstance(device, str):
+        name = device.strip().lower()
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if name == "gpu" or name.startswith("gpu:"):
+            name = "cuda" + name[len("gpu"):]
+        try:
+            device = torch.device(name)
+        except RuntimeError:  # torch's message lists every device type it was built to know
+            raise ValueError(f"unknown device {device!r}; use one of {DEVICE_CHOICES}") from None
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but no CUDA device is available; use --device cpu or auto")

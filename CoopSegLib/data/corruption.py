@@ -87,7 +87,9 @@ def output_name(path: PathLike, kind: str, copy: int) -> str:
 def corrupt_files(
     inputs: Sequence[PathLike], output_dir: PathLike, kind: str, copies: int = 3, seed: int = 0
 ) -> List[Path]:
-    """Write ``copies`` corrupted copies of each input NIfTI into ``output_dir`` with the input's exact header.
+    """Write ``copies`` corrupted copies of each input NIfTI into ``output_dir`` with the input's exact header
+    geometry (sform, qform, pixdim), as float32 whatever the input's data type: the artefacts make non-integer
+    intensities, and the files then hold exactly what ``corrupt_volume`` gives the on-the-fly test sets.
 
     Every input is read and checked before anything is written; if writing fails part-way, the files written by
     this call are removed again, so an error never leaves a partial set behind.

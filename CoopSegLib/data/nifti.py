@@ -26,7 +26,7 @@ def _nibabel() -> Any:
     try:
         import nibabel
     except ImportError as error:  # pragma: no cover - depends on the install
-        raise CoopSegError("reading NIfTI files needs nibabel: pip install 'CoopSegLib[train]'") from error
+        raise CoopSegError("reading NIfTI files needs nibabel: pip install 'CoopSegLib[cli]'") from error
     return nibabel
 
 

@@ -23,7 +23,7 @@ def _simpleitk() -> Any:
     try:
         import SimpleITK
     except ImportError as error:  # pragma: no cover - depends on the install
-        raise CoopSegError("reading NRRD files needs SimpleITK: pip install 'CoopSegLib[eval]'") from error
+        raise CoopSegError("reading NRRD files needs SimpleITK: pip install 'CoopSegLib[cli]'") from error
     return SimpleITK
 
 

@@ -93,20 +93,32 @@ def read_label_volume(path: Path, codes: Mapping[int, int]) -> Volume:
     return Volume(remap_labels(image.array, codes, str(path)), image.affine)
 
 
-def evaluate_folders(predictions: PathLike, references: PathLike, reference_codes: Mapping[int, int],
-                     set_name: Optional[str] = None) -> List[ScoreRow]:
-    """Scores of the label maps in ``predictions`` (canonical codes) against their references."""
-    from CoopSegLib.data.labels import IDENTITY
+def evaluate_folders(predictions: PathLike, references: PathLike, reference_codes: Union[str, Mapping[int, int]],
+                     set_name: Optional[str] = None, say: Callable[[str], None] = print) -> List[ScoreRow]:
+    """Scores of the label maps in ``predictions`` (canonical codes) against their references.
+
+    ``reference_codes``: a code mapping (``CODINGS[...]``), or "auto" to tell canonical from ACDC codes by how the
+    references agree with the predictions (``evaluation.coding``; the decision and its evidence go to ``say``).
+    """
+    from CoopSegLib.data.labels import IDENTITY, remap_labels
     from CoopSegLib.data.nifti import strip_nifti_suffix
+    from CoopSegLib.evaluation.coding import reference_codes as codes_for
 
     predictions, references = Path(predictions), Path(references)
     set_name = set_name or predictions.resolve().name
-    rows: List[ScoreRow] = []
+    loaded = []  # (prediction path, prediction, reference path, reference with its stored codes 0-3)
     for prediction_path, reference_path in match_references(predictions, references).items():
         prediction = read_label_volume(prediction_path, IDENTITY)
-        reference = read_label_volume(reference_path, reference_codes)
+        reference = read_label_volume(reference_path, IDENTITY)  # every coding uses 0-3: remapped below
         if prediction.shape != reference.shape or not np.allclose(prediction.affine, reference.affine, atol=1e-2):
             raise CoopSegError(f"{prediction_path}: not on the grid of its reference {reference_path} "
                                f"(shapes {prediction.shape} and {reference.shape}, or different affines)")
+        loaded.append((prediction_path, prediction, reference_path, reference))
+    if isinstance(reference_codes, str):  # a coding's name, or "auto": decided from the pairs
+        reference_codes = codes_for(reference_codes, [(p.array, r.array) for _, p, _, r in loaded],
+                                    [strip_nifti_suffix(path) for _, _, path, _ in loaded], say)
+    rows: List[ScoreRow] = []
+    for prediction_path, prediction, reference_path, reference in loaded:
+        reference = Volume(remap_labels(reference.array, reference_codes, str(reference_path)), reference.affine)
         rows += score_rows(set_name, strip_nifti_suffix(prediction_path), "prediction", prediction.array, reference)
     return rows

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from CoopSegLib.bundle import load_bundle, save_bundle
 from CoopSegLib.cooperative.model import CooperativeModel
-from CoopSegLib.cooperative.trainer import CooperativeTrainer, resolve_device
+from CoopSegLib.cooperative.trainer import CooperativeTrainer, resolve_device, uses_bf16
 from CoopSegLib.data.slices import paired_collate
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -127,6 +127,9 @@ def bundle_training_record(settings: TrainingSettings, data: RunData, outcome: T
         "seed": settings.train.seed,
         "validation_dice": outcome.best.row() if outcome.best is not None else None,
         "device": str(device), "processes": world_size, "wall_time_s": round(elapsed_s, 1),
+        # What a run's figures depend on beyond the seed (README, "Reproducible"): precision and thread count.
+        "precision": "bf16" if uses_bf16(settings.train.precision, device) else "fp32",
+        "threads": torch.get_num_threads(),
         "host": socket.gethostname(), "finished": f"{datetime.now():%Y-%m-%d %H:%M:%S}",
     }
 

@@ -44,7 +44,8 @@ def write_report(path: Path, settings: "TrainingSettings", data: "RunData", outc
   ({len(data.train)} slices at {settings.data.spacing_mm} mm, {settings.data.size} x {settings.data.size}),
   {len(data.split.validation)} validation subjects
 - Steps: {outcome.step} of batch {settings.train.batch_size}{paired}
-  per process, {record['processes']} process(es) on {record['device']}, seed {settings.train.seed}
+  per process, {record['processes']} process(es) on {record['device']}
+  ({record['precision']}, {record['threads']} threads), seed {settings.train.seed}
 - Wall time: {record['wall_time_s'] / 60:.1f} min; last measured throughput {outcome.samples_per_s:.1f} slices/s
 - Weights in the bundle: step {record['weights_from_step']}
 

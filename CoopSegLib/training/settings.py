@@ -193,8 +193,8 @@ class TrainingSettings:
             problems.append(f"train.workers must be 'auto' or a number >= 0, not {train.workers!r}")
         if set(data.frames) - {"ED", "ES"} and data.format in ("acdc", "mnms", "phantom", "packed"):
             problems.append(f"data.frames must be ED and/or ES for {data.format}, not {list(data.frames)}")
-        if not train.device.startswith(("auto", "cpu", "cuda")):
-            problems.append(f"train.device must be auto, cpu, cuda or cuda:N, not {train.device!r}")
+        if not train.device.lower().startswith(("auto", "cpu", "cuda", "gpu")):
+            problems.append(f"train.device must be auto, cpu, cuda or cuda:N (or gpu), not {train.device!r}")
         try:
             widths = self.method.config().widths  # the method's own checks name the bad key
         except ConfigError as error:
