@@ -1,4 +1,4 @@
-"""``coopseg corrupt``: write corrupted copies of NIfTI volumes (bias field, ghosting, motion, spike)."""
+"""``coopseg corrupt``: corrupted copies of NIfTI volumes (bias field, ghosting, motion, spike, spike_paper)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ printing the Markdown tables.
         clean     ED and ES frames of every subject
         bias, ghosting, motion, spike
                   ES frames, --copies corrupted copies each (TorchIO at the paper's parameters; the same
-                  files as `coopseg corrupt --seed S`)
+                  files as `coopseg corrupt --seed S`); spike has exactly one spike per copy
+        spike_paper
+                  the authors' spike setting (num_spikes=1, which TorchIO reads as 0 or 1 spikes)
         site      ED and ES frames of another site's folder (--site: M&Ms, nnU-Net or ACDC layout)
 
 Empty structures: absent from both prediction and reference gives Dice and HD95 NaN (left out of averages);
@@ -43,8 +45,8 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     parser.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the shipped model)")
     parser.add_argument("--data", metavar="DIR", help="ACDC-layout folder to build the test sets from")
     parser.add_argument("--sets", default="all",
-                        help="comma-separated test sets: clean, site, bias, ghosting, motion, spike, or all "
-                             "(default: all; site only with --site)")
+                        help="comma-separated test sets: clean, site, bias, ghosting, motion, spike, spike_paper, "
+                             "or all (default: all = clean, bias, ghosting, motion, spike; site only with --site)")
     parser.add_argument("--site", metavar="DIR", help="another site's labelled data for the 'site' set")
     parser.add_argument("--subjects", metavar="LIST",
                         help="comma-separated subject folders, or 'validation': the model's own validation subjects "
