@@ -1,6 +1,6 @@
 """Fitting the quality estimate: the true Dice of outputs on degraded validation images, and the model that predicts it.
 
-    items = calibration_items(cases, levels=2, seed=0)       # each case clean and under every perturbation
+    items = calibration_items(cases, levels=1, seed=0)       # each case clean and under every perturbation
     samples = collect_samples(segmenter, items)              # features + true Dice (MONAI) per volume and slice
     calibration = fit_calibration(samples)                   # logistic models, stored in the bundle's metadata
 
@@ -27,8 +27,8 @@ from CoopSegLib.data.geometry import SliceMapping, Volume
 from CoopSegLib.data.perturbations import PERTURBATIONS, perturb_volume
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.metrics import overlap_scores, slice_dice
-from CoopSegLib.inference.quality import (CALIBRATION_FORMAT, DEFAULT_THRESHOLD, SLICE_FEATURES, VOLUME_FEATURES,
-                                          apply_logistic, to_logit, slice_matrix, volume_matrix)
+from CoopSegLib.inference.quality import (CALIBRATION_FORMAT, DEFAULT_THRESHOLD, METADATA_KEY, SLICE_FEATURES,
+                                          VOLUME_FEATURES, apply_logistic, slice_matrix, to_logit, volume_matrix)
 
 STAGE_ATTRIBUTES = {"ftn": "initial", "stn": "refined"}
 L2_PENALTY = 0.05  # on standardised weights: a few hundred volumes, a dozen correlated features
@@ -57,7 +57,7 @@ class CalibrationSample:
     slice_dice: Dict[str, np.ndarray] = field(default_factory=dict)  # stage -> (S,) mean Dice, NaN if nothing there
 
 
-def calibration_items(cases: Iterable[Case], levels: int = 2, seed: int = 0,
+def calibration_items(cases: Iterable[Case], levels: int = 1, seed: int = 0,
                       kinds: Sequence[str] = tuple(PERTURBATIONS)) -> Iterator[CalibrationItem]:
     """Every case clean, then under each perturbation at ``levels`` severities spread over [0, 1] (jittered)."""
     if levels < 1:
@@ -231,3 +231,55 @@ def sample_from_json(line: str) -> CalibrationSample:
     return CalibrationSample(data["set"], data["subject"], data["key"], float(data["severity"]), features,
                              {k: (math.nan if v is None else float(v)) for k, v in data["dice"].items()},
                              {k: _array(v) for k, v in data["slice_dice"].items()})
+
+
+def calibrate_bundle(bundle_path: Any, cases: Sequence[Case], levels: int = 1, seed: int = 0, device: str = "auto",
+                     report: Optional[Callable[[int, int, CalibrationItem], None]] = None,
+                     samples_file: Any = None) -> tuple:
+    """Fit the quality calibration of a bundle on ``cases`` (its validation subjects) and store it in its metadata.
+
+    ``report(done, total, item)`` is called before each volume is segmented; ``samples_file`` (JSON lines) keeps
+    the measured samples. Returns (calibration, samples). The weights are not touched (their checksum stays valid).
+    """
+    from CoopSegLib.inference.engine import Segmenter
+
+    cases = list(cases)
+    if not cases:
+        raise CoopSegError(f"{bundle_path}: no cases to calibrate the quality estimate on")
+    segmenter = Segmenter(bundle_path, device=device)
+    total = len(cases) * (1 + len(PERTURBATIONS) * levels)
+    done = [0]
+
+    def counted(item: CalibrationItem) -> None:
+        if report is not None:
+            report(done[0], total, item)
+        done[0] += 1
+
+    samples = collect_samples(segmenter, calibration_items(cases, levels, seed), counted)
+    if samples_file is not None:
+        from CoopSegLib.evaluation.report import write_text_atomically
+
+        write_text_atomically(samples_file, "".join(sample_to_json(s) + "\n" for s in samples))
+    return store_calibration(segmenter.bundle.path, samples, levels, seed), samples
+
+
+def store_calibration(bundle_path: Any, samples: Sequence[CalibrationSample], levels: int = 1,
+                      seed: int = 0) -> Dict[str, Any]:
+    """Fit the calibration on measured ``samples`` and write it into the bundle's metadata; returns it."""
+    from CoopSegLib.bundle import write_metadata_section
+
+    calibration = fit_calibration(samples, provenance={"perturbations": list(PERTURBATIONS), "levels": levels,
+                                                       "seed": seed})
+    write_metadata_section(bundle_path, METADATA_KEY, calibration)
+    return calibration
+
+
+def artefact_items(data: Any, subjects: Sequence[str], sets: Sequence[str], copies: int = 3,
+                   seed: int = 0) -> Iterator[CalibrationItem]:
+    """The evaluation's test sets (e.g. clean and the four TorchIO artefacts) of ``subjects`` as calibration items,
+    exactly the cases ``coopseg evaluate --sets ... --seed S`` builds."""
+    from CoopSegLib.evaluation.test_sets import build_test_sets
+
+    for case in build_test_sets(data, sets, subjects, copies, seed):
+        subject = next(s for s in subjects if case.key.startswith(f"{s}_"))
+        yield CalibrationItem(case.set, subject, case.key, case.image, case.label)

@@ -64,3 +64,19 @@ def markdown_quality(summaries: Sequence[Mapping[str, object]]) -> str:
         auc = "n/a (one class)" if math.isnan(float(s["auroc"])) else f"{float(s['auroc']):.3f}"
         lines.append(f"| {s['set']} | {s['count']} | {s['poor']} | {auc} | {float(s['mae']):.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def case_dice(score_rows: Iterable, stage: str) -> Dict[tuple, float]:
+    """(set, case) -> mean Dice over the structures of ``stage`` from evaluation ScoreRows (NaN scores left out)."""
+    grouped: Dict[tuple, List[float]] = {}
+    for row in score_rows:
+        if row.stage == stage and not math.isnan(row.dice):
+            grouped.setdefault((row.set, row.case), []).append(row.dice)
+    return {key: float(np.mean(values)) for key, values in grouped.items()}
+
+
+def estimate_rows(score_rows: Iterable, estimates: Mapping[tuple, float], stage: str) -> List[Dict[str, object]]:
+    """Rows (set, case, dice, estimate) for every case with both a true Dice of ``stage`` and an estimate."""
+    dice = case_dice(score_rows, stage)
+    return [{"set": key[0], "case": key[1], "dice": dice[key], "estimate": float(estimates[key])}
+            for key in dice if key in estimates]
