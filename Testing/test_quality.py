@@ -19,7 +19,7 @@ from CoopSegLib.data.case import Case
 from CoopSegLib.data.nifti import write_nifti
 from CoopSegLib.data.perturbations import PERTURBATIONS, perturb_volume
 from CoopSegLib.errors import CoopSegError
-from CoopSegLib.evaluation.calibration import (calibrate_bundle, fit_logistic, sample_from_json, sample_to_json)
+from CoopSegLib.evaluation.calibration import calibrate_bundle, fit_logistic, sample_from_json, sample_to_json
 from CoopSegLib.evaluation.metrics import slice_dice
 from CoopSegLib.evaluation.quality_scores import auroc, estimate_scores
 from CoopSegLib.inference.engine import Segmenter

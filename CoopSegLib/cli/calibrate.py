@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
 def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_samples: list,
                            args: argparse.Namespace, report: Any) -> str:
     """Leave-one-subject-out scores on the clean frames (from the fitting run) and the four artefact sets."""
-    from CoopSegLib.evaluation.calibration import (artefact_items, collect_samples, cross_validate,
-                                                   sample_to_json)
+    from CoopSegLib.evaluation.calibration import artefact_items, collect_samples, cross_validate, sample_to_json
     from CoopSegLib.evaluation.quality_scores import markdown_quality, scores_by_set
     from CoopSegLib.evaluation.report import write_text_atomically
     from CoopSegLib.evaluation.test_sets import DEFAULT_SETS
