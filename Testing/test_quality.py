@@ -6,8 +6,6 @@ import csv
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -217,19 +215,24 @@ def test_quality_table_keeps_rows_of_other_names(tmp_path, bundle):
     assert len(rows[0]["slice_quality"].split()) == 4
 
 
-def coopseg(*args):
-    return subprocess.run([sys.executable, "-m", "CoopSegLib", *args], capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+def coopseg(capsys, *args):
+    """Run the ``coopseg`` command in this process (the same ``main`` the console script calls)."""
+    from CoopSegLib.cli import main
+
+    capsys.readouterr()
+    status = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
-def test_segment_writes_quality_csv_and_warns_for_flagged_outputs(calibrated, tmp_path):
+def test_segment_writes_quality_csv_and_warns_for_flagged_outputs(calibrated, tmp_path, capsys):
     path = calibrated[0]
     image, _ = ring_volume(6, seed=80)
     good = write_nifti(image.array, image.affine, tmp_path / "good.nii.gz")
     bad = write_nifti(perturb_volume(image.array, "occlusion", 1.0, 1), image.affine, tmp_path / "bad.nii.gz")
-    result = coopseg("segment", str(good), str(bad), "--output-dir", str(tmp_path / "out"), "--model", str(path),
-                     "--device", "cpu")
-    assert result.returncode == 0, result.stderr
+    status, _, stderr = coopseg(capsys, "segment", good, bad, "--output-dir", tmp_path / "out", "--model", path,
+                                "--device", "cpu")
+    assert status == 0, stderr
     with open(tmp_path / "out" / QUALITY_FILE, newline="") as stream:
         rows = {row["name"]: row for row in csv.DictReader(stream)}
     assert list(rows) == ["bad", "good"] and list(next(iter(rows.values())))[:3] == ["name", "quality", "flag"]
@@ -237,31 +240,31 @@ def test_segment_writes_quality_csv_and_warns_for_flagged_outputs(calibrated, tm
     flagged = [name for name, row in rows.items() if row["flag"] == "review"]
     assert all((float(row["quality"]) < float(row["threshold"])) == (row["flag"] == "review")
                for row in rows.values())
-    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    warnings = [line for line in stderr.splitlines() if "warning" in line]
     assert len(warnings) == len(flagged) and all(any(name in w for w in warnings) for name in flagged)
     assert "bad" in flagged
 
 
-def test_segment_with_an_uncalibrated_bundle_notes_it(bundle, tmp_path):
+def test_segment_with_an_uncalibrated_bundle_notes_it(bundle, tmp_path, capsys):
     image, _ = ring_volume(6, seed=81)
     source = write_nifti(image.array, image.affine, tmp_path / "case.nii.gz")
-    result = coopseg("segment", str(source), "--output-dir", str(tmp_path / "out"), "--model", str(bundle),
-                     "--device", "cpu")
-    assert result.returncode == 0, result.stderr
-    assert "no quality calibration" in result.stderr
+    status, _, stderr = coopseg(capsys, "segment", source, "--output-dir", tmp_path / "out", "--model", bundle,
+                                "--device", "cpu")
+    assert status == 0, stderr
+    assert "no quality calibration" in stderr
     with open(tmp_path / "out" / QUALITY_FILE, newline="") as stream:
         (row,) = csv.DictReader(stream)
     assert row["name"] == "case" and row["calibrated"] == "false" and row["flag"] in ("ok", "review")
 
 
-def test_calibrate_refuses_training_subjects(bundle, tmp_path):
+def test_calibrate_refuses_training_subjects(bundle, tmp_path, capsys):
     from inference_helpers import with_training_record
 
     path = with_training_record(bundle, tmp_path / "b.coopseg", ["patient001"], ["patient002"])
-    result = coopseg("calibrate", "--model", str(path), "--data", str(tmp_path), "--subjects", "patient001")
-    assert result.returncode == 2 and "patient001 trained the model" in result.stderr
-    result = coopseg("calibrate", "--model", str(path), "--data", str(tmp_path))
-    assert result.returncode == 2 and "patient002" in result.stderr and "not found" in result.stderr
+    status, _, stderr = coopseg(capsys, "calibrate", "--model", path, "--data", tmp_path, "--subjects", "patient001")
+    assert status == 2 and "patient001 trained the model" in stderr
+    status, _, stderr = coopseg(capsys, "calibrate", "--model", path, "--data", tmp_path)
+    assert status == 2 and "patient002" in stderr and "not found" in stderr
     assert "quality" not in read_metadata(path)
 
 
@@ -288,3 +291,34 @@ def test_shipped_estimate_flags_a_ruined_validation_volume():
     clean = segmenter.segment(image.array, image.affine).quality
     ruined = segmenter.segment(perturb_volume(image.array, "inversion", 1.0, 0), image.affine).quality
     assert ruined.flag == "review" and ruined.volume < clean.volume
+
+
+def test_evaluate_scores_the_estimate_segment_wrote(calibrated, tmp_path, capsys):
+    path = calibrated[0]
+    refs, inputs = tmp_path / "refs", tmp_path / "inputs"
+    refs.mkdir()
+    inputs.mkdir()
+    for seed, kind in ((82, None), (83, "occlusion")):
+        image, label = ring_volume(6, seed=seed)
+        array = image.array if kind is None else perturb_volume(image.array, kind, 1.0, seed)
+        write_nifti(array, image.affine, inputs / f"case{seed}.nii.gz")
+        write_nifti(label.array, label.affine, refs / f"case{seed}_gt.nii.gz", np.uint8)
+    out = tmp_path / "pred"
+    status, _, stderr = coopseg(capsys, "segment", *sorted(inputs.iterdir()), "--output-dir", out, "--model", path,
+                                "--device", "cpu")
+    assert status == 0, stderr
+    status, _, stderr = coopseg(capsys, "evaluate", "--pred", out, "--ref", refs, "--output-dir", tmp_path / "report")
+    assert status == 0, stderr
+    with open(tmp_path / "report" / "quality_evaluation.csv", newline="") as stream:
+        scored = {row["case"]: row for row in csv.DictReader(stream)}
+    with open(out / QUALITY_FILE, newline="") as stream:
+        written = {row["name"]: float(row["quality"]) for row in csv.DictReader(stream)}
+    with open(tmp_path / "report" / "evaluation.csv", newline="") as stream:
+        dice = {}
+        for row in csv.DictReader(stream):
+            dice.setdefault(row["case"], []).append(float(row["dice"]))
+    assert set(scored) == {"case82", "case83"}
+    for case, row in scored.items():
+        assert float(row["estimate"]) == pytest.approx(written[case], abs=1e-4)
+        assert float(row["dice"]) == pytest.approx(np.mean(dice[case]), abs=1e-5)
+    assert "## Quality estimate (prediction)" in (tmp_path / "report" / "evaluation.md").read_text()

@@ -220,6 +220,9 @@ def to_logit(value: float) -> float:
 
 def check_calibration(calibration: Mapping[str, Any], source: str) -> None:
     """Raise ValueError naming ``source`` when a stored calibration is not one this code can apply."""
+    if not isinstance(calibration, Mapping) or not isinstance(calibration.get("stages", {}), Mapping):
+        raise ValueError(f"{source}: the quality calibration in the metadata is not a JSON object; re-run coopseg "
+                         "calibrate")
     if calibration.get("format") != CALIBRATION_FORMAT:
         raise ValueError(f"{source}: quality calibration format {calibration.get('format')!r} is not supported")
     for stage, models in (calibration.get("stages") or {}).items():
