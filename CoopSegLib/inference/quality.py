@@ -91,7 +91,7 @@ def reconstruction_error(ftn: torch.nn.Module, z_i: torch.Tensor, images: torch.
     """
     height, width = z_i.shape[-2:]
     factor = images.shape[-1] // width
-    if min(height, width) < 4:  # too small to crop: decode everything
+    if min(height, width) < 8:  # too small to crop and still keep an inner region: decode everything
         decoded = ftn.reconstruct(z_i).float()
         return ((decoded - images.float()) ** 2).mean(dim=(1, 2, 3))
     top, left = height // 4, width // 4
