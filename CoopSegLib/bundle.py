@@ -119,6 +119,28 @@ def read_metadata(path: PathLike) -> dict:
     return metadata
 
 
+def write_metadata_section(path: PathLike, key: str, value: Any) -> Path:
+    """Set (or with ``value`` None remove) one top-level section of a bundle's metadata.json, atomically.
+
+    For sections that describe the model without changing it (e.g. "quality", the quality-estimate calibration):
+    the weights and their checksum stay as they are, so the bundle still loads, and the format sections cannot be
+    replaced this way.
+    """
+    from CoopSegLib.atomic import write_atomically
+
+    if key in ("format", "format_version", "architecture", "preprocessing", "labels", "weights"):
+        raise BundleError(f"{path}: metadata section {key!r} describes the weights and cannot be replaced on its own")
+    path = Path(path)
+    metadata = read_metadata(path)
+    if value is None:
+        metadata.pop(key, None)
+    else:
+        metadata[key] = value
+    text = json.dumps(metadata, indent=2) + "\n"
+    write_atomically(path / METADATA_FILE, lambda temporary: Path(temporary).write_text(text))
+    return path / METADATA_FILE
+
+
 def recorded_subjects(metadata: Mapping[str, Any], part: str = "validation") -> List[str]:
     """The subjects a bundle's training record says it used for ``part`` ("train" or "validation"); [] if none."""
     training = metadata.get("training") or {}

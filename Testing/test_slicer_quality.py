@@ -26,6 +26,16 @@ def test_rows_become_estimates_and_flags_say_review(tmp_path):
     assert estimates["other"].describe() == "Estimated quality: Dice 0.41: review this segmentation before using it"
 
 
+def test_suspect_slices_are_read_and_shown(tmp_path):
+    path = write(tmp_path / "quality.csv", "name,quality,flag,suspect_slices
+input,0.45,review,0 7 8
+ok,0.9,ok,
+")
+    estimates = read_quality(path)
+    assert estimates["input"].suspect_slices == ("0", "7", "8") and estimates["ok"].suspect_slices == ()
+    assert estimates["input"].describe().endswith("before using it; suspect slices: 0, 7, 8")
+
+
 @pytest.mark.parametrize("text, message", [
     ("name,quality\ninput,0.9\n", "no column flag"),
     ("name,quality,flag\ninput,1.7,ok\n", "line 2: quality '1.7' is not a number in"),

@@ -85,6 +85,9 @@ def test_default_command_trains_writes_a_bundle_and_says_how_to_use_it(tmp_path)
     assert max(float(r["stn_mean"]) for r in rows) == recorded
     assert len(list(csv.DictReader(open(run_dir / "losses.csv")))) == 4
     assert "| FTN+STN |" in (run_dir / "report.md").read_text()
+    # train.py calibrated the bundle's quality estimate on the run's own validation subject, and only on it.
+    validation = bundle.metadata["training"]["data"]["validation_subjects"]
+    assert bundle.metadata["quality"]["fitted_on"]["subjects"] == sorted(validation) and len(validation) == 1
 
 
 def test_tensorboard_has_the_papers_loss_names_dice_and_pictures(tmp_path):

@@ -6,6 +6,9 @@
     python Training/train.py --resume runs/paper_acdc10_cooperative-20261123-101500 [--set train.steps=20000]
     torchrun --nproc_per_node 4 Training/train.py --config ... --data ...   # one process per GPU
 
+The bundle written at the end gets its quality calibration (``coopseg calibrate``) fitted on the run's validation
+subjects, clean and perturbed, unless --no-calibrate is given or the run has no validation subjects.
+
 Ctrl-C finishes the current step, writes a checkpoint and exits with status 130; ``--resume RUN_DIR`` continues
 exactly where it stopped. Configuration or data problems stop the run before training with one line naming the
 key or file (exit status 2).
@@ -42,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-root", metavar="DIR", help="where run folders go (default runs/)")
     parser.add_argument("--run-dir", metavar="DIR", help="exact run folder to create (instead of a dated one)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="leave the bundle's quality estimate uncalibrated (skip fitting it on the validation "
+                             "subjects after training)")
     return parser
 
 
@@ -68,6 +74,27 @@ def settings_from_arguments(args: argparse.Namespace) -> TrainingSettings:
     return TrainingSettings.from_mapping({}, overrides, source="the embedded default")
 
 
+def calibrate_quality(settings: TrainingSettings, bundle: Path) -> None:
+    """Fit the written bundle's quality estimate on the run's own validation subjects (never its training ones)."""
+    from CoopSegLib.bundle import read_metadata, recorded_subjects
+    from CoopSegLib.evaluation.calibration import calibrate_bundle
+    from CoopSegLib.training.run_data import read_cases
+
+    subjects = recorded_subjects(read_metadata(bundle), "validation")
+    if not subjects:
+        print("quality estimate: no validation subjects, the bundle stays uncalibrated", file=sys.stderr)
+        return
+    cases = [case for case in read_cases(settings, subjects) if case.subject in subjects]
+
+    def report(done: int, total: int, item) -> None:
+        if done % 10 == 0 or done + 1 == total:
+            print(f"calibrating the quality estimate: volume {done + 1} of {total}", file=sys.stderr, flush=True)
+
+    calibration, _ = calibrate_bundle(bundle, cases, device=settings.train.device, report=report)
+    print(f"quality estimate calibrated on {len(subjects)} validation subject(s), "
+          f"{calibration['fitted_on']['volumes']} volumes")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -87,6 +114,12 @@ def main(argv=None) -> int:
         return 130
     if outcome.bundle is None:  # a non-zero torchrun rank: rank 0 reports
         return 0
+    if not args.no_calibrate:
+        try:
+            calibrate_quality(settings, outcome.bundle)
+        except CoopSegError as error:  # the bundle is complete and usable; only its estimate stays uncalibrated
+            print(f"train.py: warning: the quality estimate stays uncalibrated ({error}); fit it later with "
+                  f"coopseg calibrate --model {outcome.bundle} --data DIR", file=sys.stderr)
     print(f"report: {outcome.run_dir / 'report.md'}")
     print(f"model bundle: {outcome.bundle}")
     print(f"  segment with it: coopseg segment INPUT.nii.gz --output-dir OUTPUT --model {outcome.bundle}")

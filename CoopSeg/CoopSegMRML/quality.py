@@ -1,6 +1,7 @@
 """The quality estimate a run's worker folder may hold (quality.csv, written by ``coopseg segment``): one row per
-label map with at least the columns name, quality (estimated mean Dice, 0-1) and flag (ok / review); what the
-module shows after each run, with a warning for a flagged segmentation."""
+label map with at least the columns name, quality (estimated mean Dice, 0-1) and flag (ok / review), and where
+present suspect_slices (the input slice indices whose own estimate is below the threshold); what the module shows
+after each run, with a warning for a flagged segmentation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Tuple, Union
 
 from CoopSegLib.errors import CoopSegError
 
@@ -21,6 +22,7 @@ class QualityEstimate:
     name: str  # the label map's file name without extension
     quality: float  # estimated mean Dice of the written stage, 0-1
     flag: str  # "ok" or "review"
+    suspect_slices: Tuple[str, ...] = ()  # slice indices along the input's stack axis ("frame:slice" for a cine)
 
     @property
     def needs_review(self) -> bool:
@@ -29,7 +31,10 @@ class QualityEstimate:
     def describe(self) -> str:
         """One line for the GUI, e.g. 'Estimated quality: Dice 0.87 (ok)'."""
         text = f"Estimated quality: Dice {self.quality:.2f}"
-        return f"{text}: review this segmentation before using it" if self.needs_review else f"{text} (ok)"
+        suspects = f"; suspect slices: {', '.join(self.suspect_slices)}" if self.suspect_slices else ""
+        if self.needs_review:
+            return f"{text}: review this segmentation before using it{suspects}"
+        return f"{text} (ok){suspects}"
 
 
 def read_quality(path: Union[str, Path]) -> Dict[str, QualityEstimate]:
@@ -55,5 +60,6 @@ def read_quality(path: Union[str, Path]) -> Dict[str, QualityEstimate]:
             raise CoopSegError(f"{path}, line {number}: quality {row['quality']!r} is not a number in [0, 1]")
         if row["flag"] not in FLAGS:
             raise CoopSegError(f"{path}, line {number}: flag {row['flag']!r} is not one of {', '.join(FLAGS)}")
-        estimates[row["name"]] = QualityEstimate(row["name"], quality, row["flag"])
+        suspects = tuple((row.get("suspect_slices") or "").split())
+        estimates[row["name"]] = QualityEstimate(row["name"], quality, row["flag"], suspects)
     return estimates

@@ -16,7 +16,7 @@ from CoopSegLib import __version__
 from CoopSegLib.errors import CoopSegError
 
 # Sub-command modules, imported lazily by name so that `coopseg --help` stays fast.
-SUBCOMMANDS: tuple = ("segment", "evaluate", "indices", "corrupt")
+SUBCOMMANDS: tuple = ("segment", "evaluate", "indices", "corrupt", "calibrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,10 @@ printing the Markdown tables.
                   the authors' spike setting (num_spikes=1, which TorchIO reads as 0 or 1 spikes)
         site      ED and ES frames of another site's folder (--site: M&Ms, nnU-Net or ACDC layout)
 
+Both also score the quality estimate where there is one (the model's, or PRED/quality.csv from coopseg segment):
+per set, its AUROC for detecting Dice < 0.7 and its mean absolute error against the true mean Dice, in
+DIR/evaluation.md and per case in DIR/quality_evaluation.csv.
+
 Empty structures: absent from both prediction and reference gives Dice and HD95 NaN (left out of averages);
 absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the tables).""",
     )
@@ -73,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
         raise CoopSegError("--pred and --ref go together: predicted and reference label maps")
     if by_model and not args.data:
         raise CoopSegError("--model needs --data DIR (an ACDC-layout folder to build the test sets from)")
+    estimates: dict = {}  # (set, case) -> estimated Dice of the scored output
     if by_files:
         rows = evaluate_folders(args.pred, args.ref, args.ref_codes,
                                 say=lambda line: print(line, file=sys.stderr, flush=True))
+        estimates = written_estimates(Path(args.pred))
     else:
         from CoopSegLib.bundle import recorded_subjects
         from CoopSegLib.inference.engine import Segmenter
@@ -91,11 +97,37 @@ def run(args: argparse.Namespace) -> int:
         cases = build_test_sets(args.data, sets, subjects, args.copies, args.seed, args.site)
         rows = evaluate_model(segmenter, cases,
                               report=lambda case: print(f"{case.set}: {case.key}", file=sys.stderr, flush=True),
-                              largest_component=args.largest_component)
+                              largest_component=args.largest_component, estimates=estimates)
     output_dir = Path(args.output_dir)
     table = markdown_report(rows)
+    table += quality_section(rows, estimates, "prediction" if by_files else "FTN+STN", output_dir)
     csv_path = write_text_atomically(output_dir / "evaluation.csv", rows_to_csv(rows))
     markdown_path = write_text_atomically(output_dir / "evaluation.md", table)
     print(table)
     print(f"wrote {csv_path} and {markdown_path}", file=sys.stderr)
     return 0
+
+
+def written_estimates(predictions: Path) -> dict:
+    """(set, name) -> quality from PRED/quality.csv (``coopseg segment``'s), {} when there is none."""
+    from CoopSegLib.inference.quality_table import QUALITY_FILE, read_quality_table
+
+    set_name = predictions.resolve().name  # the set name evaluate_folders gives label maps in a folder
+    table = read_quality_table(predictions / QUALITY_FILE)
+    return {(set_name, name): float(row["quality"]) for name, row in table.items() if row.get("quality")}
+
+
+def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path) -> str:
+    """The Markdown section scoring the quality estimate, and DIR/quality_evaluation.csv; "" without estimates."""
+    from CoopSegLib.evaluation.quality_scores import estimate_rows, markdown_quality, scores_by_set
+    from CoopSegLib.evaluation.report import csv_text, write_text_atomically
+    from CoopSegLib.evaluation.test_sets import TEST_SETS
+
+    scored = estimate_rows(rows, estimates, stage)
+    if not scored:
+        return ""
+    write_text_atomically(output_dir / "quality_evaluation.csv",
+                          csv_text(("set", "case", "dice", "estimate"),
+                                   [(r["set"], r["case"], r["dice"], r["estimate"]) for r in scored]))
+    return (f"\n## Quality estimate ({stage})\n\n"
+            + markdown_quality(scores_by_set(scored, list(TEST_SETS))))

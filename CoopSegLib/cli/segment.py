@@ -22,7 +22,11 @@ def register(subparsers: Any) -> None:
         "<name>_probabilities.nii.gz (float32, the 4 classes on a trailing axis), --entropy adds "
         "<name>_entropy.nii.gz (float32, normalised entropy in [0, 1]). Written files are listed on stdout. "
         "An input that cannot be segmented gets one line on stderr and no output; the others are still "
-        "processed. Exit status: 0 all written, 1 some inputs failed, 2 usage or model error.",
+        "processed. DIR/quality.csv gets one row per label map written: name, quality (estimated mean Dice of the "
+        "stage written, 0-1), flag (ok / review below the bundle's threshold, 0.7 by default), then the suspect "
+        "slices and the signals; each flagged output also gets one warning line on stderr. A bundle without a "
+        "quality calibration (coopseg calibrate) gets the FTN-STN agreement as its uncalibrated estimate. "
+        "Exit status: 0 all written, 1 some inputs failed, 2 usage or model error.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file(s): .nii, .nii.gz, .nrrd, .nhdr")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the label maps")
@@ -42,7 +46,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from CoopSegLib.data.nifti import strip_nifti_suffix
     from CoopSegLib.inference.engine import DEFAULT_MAX_SLICES, Segmenter
-    from CoopSegLib.inference.files import segment_file
+    from CoopSegLib.inference.files import segment_file_result
+    from CoopSegLib.inference.quality_table import quality_row, suspect_tokens, write_quality_table
 
     output_dir = Path(args.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -51,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     segmenter = Segmenter(args.model, device=args.device, max_slices=max_slices)
     created = [folder for folder in (output_dir, *output_dir.parents) if not folder.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
+    if segmenter.calibration is None:
+        print(f"coopseg segment: note: {segmenter.bundle.path} has no quality calibration; quality.csv holds the "
+              "FTN-STN agreement, uncalibrated (fit one with coopseg calibrate)", file=sys.stderr)
+    quality_rows: Dict[str, Dict[str, str]] = {}
     claimed: Dict[str, str] = {}  # output name -> the input that writes it
     failures = 0
     for path in args.inputs:
@@ -62,14 +71,23 @@ def run(args: argparse.Namespace) -> int:
             continue
         claimed[name] = path
         try:
-            written = segment_file(segmenter, path, output_dir, stage=args.stage, probabilities=args.probabilities,
-                                   entropy=args.entropy, largest_component=args.largest_component)
+            written, result = segment_file_result(
+                segmenter, path, output_dir, stage=args.stage, probabilities=args.probabilities,
+                entropy=args.entropy, largest_component=args.largest_component)
         except CoopSegError as error:
             message = " ".join(str(error).split())  # one line, whatever the underlying library wrote
             message = message if message.startswith(str(path)) else f"{path}: {message}"
             print(f"coopseg segment: error: {message}", file=sys.stderr)
             failures += 1
             continue
+        estimate = result.quality
+        quality_rows[name] = quality_row(name, estimate, args.stage)
+        write_quality_table(output_dir, quality_rows)  # after each input: the table always matches the files
+        if estimate.flag == "review":
+            suspects = " ".join(suspect_tokens(estimate)) or "none below it on their own"
+            print(f"coopseg segment: warning: {name}: estimated Dice {estimate.volume:.2f} is below "
+                  f"{estimate.threshold:.2f}; review this segmentation (suspect slices: {suspects})",
+                  file=sys.stderr)
         for output in written:
             print(output, flush=True)
     if failures == len(args.inputs):

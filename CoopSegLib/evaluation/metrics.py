@@ -76,3 +76,22 @@ def overlap_scores(prediction: np.ndarray, reference: np.ndarray, spacing: Seque
 def structure_name(code: int) -> str:
     """'LV', 'MYO' or 'RV' (the paper's names), else the label's full name."""
     return STRUCTURE_KEYS.get(code, LABEL_NAMES.get(code, str(code)))
+
+
+def slice_dice(prediction: np.ndarray, reference: np.ndarray,
+               structures: Sequence[int] = STRUCTURES) -> np.ndarray:
+    """(S, K) 2D Dice of each structure on each slice of two (S, H, W) stacks (MONAI's compute_dice, batched).
+
+    NaN where the structure is absent from both slices, 0 where it is on one side only (as ``overlap_scores``).
+    """
+    from monai.metrics import compute_dice
+
+    prediction, reference = np.asarray(prediction), np.asarray(reference)
+    if prediction.shape != reference.shape or prediction.ndim != 3:
+        raise CoopSegError(f"expected two (S, H, W) stacks of one shape, got {prediction.shape} and {reference.shape}")
+    predicted = torch.stack([torch.as_tensor(prediction == code) for code in structures], dim=1)
+    expected = torch.stack([torch.as_tensor(reference == code) for code in structures], dim=1)
+    dice = compute_dice(predicted, expected, include_background=True, ignore_empty=False).numpy().astype(float)
+    both_empty = ~(predicted.flatten(2).any(-1) | expected.flatten(2).any(-1)).numpy()
+    dice[both_empty] = np.nan
+    return dice

@@ -9,6 +9,8 @@ volume, resampling to the bundle's spacing and size; then min-max per slice, as 
 of all frames go through the networks in batches of at most ``max_slices``; the STN refines the FTN logits of the
 same pass (one refinement, no second FTN run), and the image decoder is skipped (segmentation does not need it).
 Results are mapped back with the frame's ``SliceMapping``: labels by nearest neighbour, probabilities linearly.
+With ``quality=True`` (the default) the same pass measures the signals of ``quality`` (the STN runs even for stage
+"ftn", and the image decoder on the central part of each slice) and ``result.quality`` holds the estimated Dice.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from CoopSegLib.errors import CoopSegError
 from CoopSegLib.inference.components import keep_largest_components
 from CoopSegLib.inference.inputs import ImageInput, check_image
 from CoopSegLib.inference.monitor import Monitor, ProgressCallback
+from CoopSegLib.inference.quality import (METADATA_KEY, QualityEstimate, SliceSignals, check_calibration,
+                                          estimate_quality, frame_features, heart_entropy, reconstruction_error)
 from CoopSegLib.networks import size_divisor, soften
 from CoopSegLib.weights import default_bundle
 
@@ -51,6 +55,7 @@ class Segmentation:
     stage: str
     probabilities: Optional[np.ndarray] = None
     entropy: Optional[np.ndarray] = None
+    quality: Optional[QualityEstimate] = None  # estimated Dice of ``stage``'s output (``segment(quality=True)``)
 
     @property
     def labels(self) -> np.ndarray:
@@ -125,6 +130,12 @@ class Segmenter:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.max_slices = int(max_slices)
+        self.calibration = bundle.metadata.get(METADATA_KEY)
+        if self.calibration is not None:
+            try:
+                check_calibration(self.calibration, str(bundle.path))
+            except ValueError as error:
+                raise BundleError(str(error)) from None
 
     @property
     def num_classes(self) -> int:
@@ -168,15 +179,30 @@ class Segmenter:
             refined = stn(soften(initial.float(), self.model.config.temperature)) if stage == "stn" else None
         return initial.float(), (refined.float() if refined is not None else None)
 
+    def logits_and_signals(self, slices: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor, Tuple[torch.Tensor, ...]]:
+        """FTN and FTN+STN logits of one batch, and the per-slice quality signals: (FTN entropy, STN entropy,
+        reconstruction error), each (B,) on the device."""
+        ftn, stn = self.model.ftn, self.model.stn
+        with torch.inference_mode(), self.autocast():
+            images = self.to_model(slices)
+            z_i, z_s = ftn.codes(images)
+            initial = ftn.segment(z_s).float()
+            refined = stn(soften(initial, self.model.config.temperature)).float()
+            reconstruction = reconstruction_error(ftn, z_i, images)
+        heart = (initial.argmax(1) > 0) | (refined.argmax(1) > 0)
+        return initial, refined, (heart_entropy(initial, heart), heart_entropy(refined, heart), reconstruction)
+
     # --- the whole job ----------------------------------------------------------------------------------------
     def segment(self, array: np.ndarray, affine: np.ndarray, stage: str = "stn", probabilities: bool = False,
-                entropy: bool = False, largest_component: bool = False,
+                entropy: bool = False, largest_component: bool = False, quality: bool = True,
                 progress: Optional[ProgressCallback] = None, cancel: Any = None) -> Segmentation:
         """Segment a 2D slice, 3D volume or 4D cine given as an array and its 4x4 voxel-to-world (RAS) affine.
 
         ``stage``: "stn" (default) returns FTN and FTN+STN labels, "ftn" the FTN's alone (faster). ``probabilities``
         / ``entropy`` add those maps for the stage's output. ``largest_component`` keeps each structure's largest
         face-connected 3D component per frame (the rest becomes background; probabilities are left as they are).
+        ``quality`` adds ``result.quality``, the estimated Dice of the stage's output (measured before
+        ``largest_component``'s clean-up).
         ``progress(fraction, message)`` and ``cancel`` (callable or threading.Event): see ``monitor``; a
         cancellation raises ``Cancelled`` and returns nothing.
         """
@@ -187,29 +213,52 @@ class Segmenter:
         total = len(prepared.slices)
         keep_probabilities = probabilities or entropy
         initial_labels = np.empty((total, self.size, self.size), dtype=np.uint8)
-        refined_labels = np.empty_like(initial_labels) if stage == "stn" else None
+        refined_labels = np.empty_like(initial_labels) if stage == "stn" or quality else None
+        signals = np.zeros((3, total), dtype=np.float32) if quality else None
         stage_probabilities = (np.empty((total, self.num_classes, self.size, self.size), dtype=np.float32)
                                if keep_probabilities else None)
         for start in range(0, total, self.max_slices):
             monitor.report(0.1 + 0.8 * start / total, f"segmenting slices {start + 1}-"
                            f"{min(total, start + self.max_slices)} of {total}")
             stop = min(total, start + self.max_slices)
-            initial, refined = self.logits(prepared.slices[start:stop], stage)
+            if signals is not None:
+                initial, refined, measured = self.logits_and_signals(prepared.slices[start:stop])
+                signals[:, start:stop] = torch.stack(measured).cpu().numpy()
+            else:
+                initial, refined = self.logits(prepared.slices[start:stop], stage)
             initial_labels[start:stop] = initial.argmax(1).to("cpu", torch.uint8).numpy()
             if refined is not None:
                 refined_labels[start:stop] = refined.argmax(1).to("cpu", torch.uint8).numpy()
             if stage_probabilities is not None:
-                output = refined if refined is not None else initial
+                output = refined if stage == "stn" else initial
                 stage_probabilities[start:stop] = output.softmax(1).cpu().numpy()
         monitor.report(0.9, "mapping back onto the image grid")
-        result = self._to_input_grid(prepared, initial_labels, refined_labels, stage_probabilities, largest_component,
-                                     monitor)
+        result = self._to_input_grid(prepared, initial_labels, refined_labels if stage == "stn" else None,
+                                     stage_probabilities, largest_component, monitor)
+        if signals is not None:
+            result.quality = self._quality(prepared, initial_labels, refined_labels, signals, stage)
         if stage_probabilities is not None:
             result.entropy = normalised_entropy(result.probabilities) if entropy else None
             if not probabilities:
                 result.probabilities = None
         monitor.report(1.0, "done")
         return result
+
+    def _quality(self, prepared: PreparedImage, initial: np.ndarray, refined: np.ndarray, signals: np.ndarray,
+                 stage: str) -> QualityEstimate:
+        """Features of every frame from the pass's model-grid outputs, mapped to the estimate."""
+        frames, stacks = [], []
+        for frame, mapping in enumerate(prepared.mappings):
+            part = prepared.frame_slices(frame)
+            affine = prepared.image.frames[frame].affine
+            thickness = float(np.linalg.norm(np.asarray(affine)[:3, mapping.order[2]]))
+            frames.append(frame_features(SliceSignals(
+                initial=initial[part], refined=refined[part], entropy_ftn=signals[0, part],
+                entropy_stn=signals[1, part], reconstruction=signals[2, part],
+                pixel_ml=self.spacing ** 2 * thickness / 1000.0)))
+            count = mapping.num_slices
+            stacks.append(np.arange(count)[::-1] if mapping.flips[2] else np.arange(count))
+        return estimate_quality(frames, stacks, self.calibration, stage)
 
     def _to_input_grid(self, prepared: PreparedImage, initial: np.ndarray, refined: Optional[np.ndarray],
                        probabilities: Optional[np.ndarray], largest_component: bool,

@@ -17,7 +17,7 @@ those already written for it are removed: an input gives all its outputs or none
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -83,6 +83,15 @@ def segment_file(segmenter: Segmenter, input_path: PathLike, output_dir: PathLik
     Problems with the input raise a CoopSegError whose message starts with the file's path. ``initial`` (stage
     stn only) also writes the FTN labels of the same pass.
     """
+    return segment_file_result(segmenter, input_path, output_dir, stage, probabilities, entropy, largest_component,
+                               progress, cancel, initial)[0]
+
+
+def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: PathLike, stage: str = "stn",
+                        probabilities: bool = False, entropy: bool = False, largest_component: bool = False,
+                        progress: Optional[ProgressCallback] = None, cancel: Any = None,
+                        initial: bool = False) -> Tuple[List[Path], Segmentation]:
+    """``segment_file``, also returning the segmentation (with its quality estimate)."""
     from CoopSegLib.data.images import read_image
 
     if initial and stage != "stn":
@@ -98,4 +107,4 @@ def segment_file(segmenter: Segmenter, input_path: PathLike, output_dir: PathLik
             raise
         raise type(error)(f"{input_path}: {error}") from None
     paths = output_paths(input_path, output_dir, probabilities, entropy, initial)
-    return write_outputs(result, image.nifti, image.affine, paths, initial)
+    return write_outputs(result, image.nifti, image.affine, paths, initial), result

@@ -10,8 +10,8 @@ writes the FTN labels of the same pass, ``DIR/NAME_initial.nii.gz``. Its stdout 
     {"event": "done", "device": "cpu", "files": {"refined": "DIR/NAME.nii.gz", "initial": "DIR/NAME_initial.nii.gz"}}
     {"event": "error", "message": "DIR/NAME.nii.gz: ..."}
 
-"files" also names ``quality`` when the folder holds a quality.csv (written by ``coopseg segment``'s quality
-estimate). Exit status 0 after "done", 2 after "error" (bad input or model; the message says what); anything else is
+"files" also names ``quality``: DIR/quality.csv with the row ``coopseg segment`` writes for this output (the
+estimated Dice of the refined labels, its flag and the suspect slices). Exit status 0 after "done", 2 after "error" (bad input or model; the message says what); anything else is
 a crash, with its traceback on stderr. Outputs are written atomically, so a killed worker leaves no half-written file.
 Only this module's ``main`` imports torch: the caller can use ``command`` and ``parse_event`` without it.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 PROGRESS, DONE, ERROR = "progress", "done", "error"
-QUALITY_FILE = "quality.csv"
 EXIT_ERROR = 2
 
 
@@ -54,19 +53,22 @@ def _emit(**event: Any) -> None:
 
 def run(input_path: str, output_dir: str, model: Optional[str] = None, device: str = "auto") -> Dict[str, Any]:
     """Segment ``input_path`` into ``output_dir``, reporting progress on stdout; the "done" event's content."""
+    from CoopSegLib.data.nifti import strip_nifti_suffix
     from CoopSegLib.inference.engine import Segmenter
-    from CoopSegLib.inference.files import segment_file
+    from CoopSegLib.inference.files import segment_file_result
+    from CoopSegLib.inference.quality_table import quality_row, write_quality_table
 
     _emit(event=PROGRESS, fraction=0.0, message="loading model")
     segmenter = Segmenter(model or None, device=device)
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    written = segment_file(segmenter, input_path, folder, stage="stn", initial=True,
-                           progress=lambda fraction, message: _emit(event=PROGRESS, fraction=fraction,
-                                                                    message=message))
-    files = {"refined": str(written[0]), "initial": str(written[-1])}
-    if (folder / QUALITY_FILE).is_file():
-        files["quality"] = str(folder / QUALITY_FILE)
+    written, result = segment_file_result(
+        segmenter, input_path, folder, stage="stn", initial=True,
+        progress=lambda fraction, message: _emit(event=PROGRESS, fraction=fraction, message=message))
+    # The same quality.csv row as coopseg segment writes for this output (the refined stage).
+    name = strip_nifti_suffix(input_path)
+    table = write_quality_table(folder, {name: quality_row(name, result.quality, "stn")})
+    files = {"refined": str(written[0]), "initial": str(written[-1]), "quality": str(table)}
     return {"device": str(segmenter.device), "files": files}
 
 

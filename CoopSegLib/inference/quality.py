@@ -1,0 +1,266 @@
+"""How far to trust a segmentation: signals every segmentation pass gives, and the estimated Dice they map to.
+
+    result = segmenter.segment(array, affine)
+    result.quality.volume        # estimated mean Dice (LV, MYO, RV) of the stage written, in [0, 1]
+    result.quality.flag          # "ok" or "review" (estimate below the calibration's threshold)
+    result.quality.slices        # one estimate per slice (canonical stack order; ``slice_index`` maps to the input)
+
+Signals, measured on the model's slice grid during the pass that segments:
+  - agreement between the fast network (FTN) and its refinement by the shape prior (FTN+STN), per structure;
+  - the image decoder's reconstruction error: how far the input lies from the images the model was trained on
+    (decoded on the central half of the code map only, a quarter of the decoder's cost);
+  - normalised softmax entropy of both stages over the predicted heart;
+  - anatomy: empty slices or volumes, slices missing a structure, an LV cavity not ringed by myocardium, volumes
+    outside physiological ranges, slice-to-slice continuity.
+A calibration fitted by ``CoopSegLib.evaluation.calibration`` (stored in the bundle's metadata under "quality")
+maps the standardised features to an estimated Dice with a logistic model, for the volume and for each slice.
+A bundle without one gets the documented fallback: the estimate is the FTN-STN agreement (0 for an empty output),
+flagged ``review`` below ``DEFAULT_THRESHOLD``, and ``calibrated`` is False.
+
+Only torch and numpy are used here: fitting lives in the evaluation package.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURES
+
+METADATA_KEY = "quality"  # section of the bundle's metadata.json holding the calibration
+CALIBRATION_FORMAT = 1
+DEFAULT_THRESHOLD = 0.7  # estimated mean Dice below this is flagged "review"
+FLAGS = ("ok", "review")
+# Plausible volumes in mL (generous: ACDC's ED and ES frames of healthy and diseased hearts sit well inside).
+PHYSIOLOGICAL_ML = {LV_CAVITY: (5.0, 450.0), LV_MYOCARDIUM: (25.0, 400.0), RV_CAVITY: (5.0, 500.0)}
+
+VOLUME_FEATURES = (
+    "agreement", "agreement_min", "entropy_stn", "entropy_ftn", "reconstruction", "reconstruction_max",
+    "empty", "empty_slices", "missing_structure", "unringed_lv", "volume_out_of_range", "continuity",
+    "log_heart_ml",
+)
+SLICE_FEATURES = (
+    "agreement", "entropy_stn", "entropy_ftn", "reconstruction", "empty", "missing_structure", "unringed_lv",
+    "continuity", "heart_fraction", "position", "volume_logit",
+)
+
+
+@dataclass
+class SliceSignals:
+    """Per-slice measurements of one frame on the model grid (arrays of length S)."""
+
+    initial: np.ndarray  # (S, H, W) uint8 FTN labels
+    refined: np.ndarray  # (S, H, W) uint8 FTN+STN labels
+    entropy_ftn: np.ndarray  # (S,) mean normalised entropy over the predicted heart (0 where none)
+    entropy_stn: np.ndarray
+    reconstruction: np.ndarray  # (S,) mean squared reconstruction error of the central region
+    pixel_ml: float  # volume of one model-grid voxel in mL
+
+
+@dataclass
+class QualityEstimate:
+    """The estimate for one written label map (all frames of a cine together)."""
+
+    volume: float  # estimated mean Dice of the stage written, [0, 1]
+    flag: str  # "ok" / "review"
+    slices: np.ndarray  # (total slices,) estimated per-slice mean Dice, canonical order, frames one after another
+    slice_frame: np.ndarray  # (total slices,) frame of each slice
+    slice_index: np.ndarray  # (total slices,) index of each slice along the input's stack axis
+    calibrated: bool
+    threshold: float
+    features: Dict[str, float] = field(default_factory=dict)  # volume features (mean over frames)
+    frames: List[float] = field(default_factory=list)  # per-frame estimates
+    frame_features: List[Dict[str, Any]] = field(default_factory=list)  # ``frame_features`` of each frame
+
+    def suspect_slices(self) -> List[int]:
+        """Input stack indices of the slices whose estimate is below the threshold (first frame's for a cine)."""
+        return [int(i) for i, q, f in zip(self.slice_index, self.slices, self.slice_frame)
+                if q < self.threshold and f == 0]
+
+
+# --- signals measured in the segmentation pass -----------------------------------------------------------------
+def reconstruction_error(ftn: torch.nn.Module, z_i: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Per-slice mean squared error of D_i(z_i) against the input, on the central half of the image.
+
+    The decoder has no skip connections, so decoding the central half of the code map gives the central half of the
+    image at a quarter of the cost; one code cell at the border (context the crop lost) is left out of the error.
+    """
+    height, width = z_i.shape[-2:]
+    factor = images.shape[-1] // width
+    if min(height, width) < 8:  # too small to crop and still keep an inner region: decode everything
+        decoded = ftn.reconstruct(z_i).float()
+        return ((decoded - images.float()) ** 2).mean(dim=(1, 2, 3))
+    top, left = height // 4, width // 4
+    rows, cols = slice(top, top + height // 2), slice(left, left + width // 2)
+    decoded = ftn.reconstruct(z_i[..., rows, cols]).float()[..., factor:-factor, factor:-factor]
+    target = images[..., (rows.start + 1) * factor:(rows.stop - 1) * factor,
+                    (cols.start + 1) * factor:(cols.stop - 1) * factor].float()
+    return ((decoded - target) ** 2).mean(dim=(1, 2, 3))
+
+
+def heart_entropy(logits: torch.Tensor, heart: torch.Tensor) -> torch.Tensor:
+    """Per-slice mean normalised softmax entropy over the ``heart`` mask (B, H, W); 0 where the mask is empty."""
+    log_p = logits.float().log_softmax(1)
+    entropy = -(log_p.exp() * log_p).sum(1) / math.log(logits.shape[1])
+    weight = heart.float()
+    return (entropy * weight).sum((1, 2)) / weight.sum((1, 2)).clamp_min(1.0)
+
+
+# --- features ---------------------------------------------------------------------------------------------------
+def _dice(a: np.ndarray, b: np.ndarray, axes: Any) -> np.ndarray:
+    """Dice of boolean arrays over ``axes``; NaN where both are empty."""
+    total = a.sum(axes) + b.sum(axes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2.0 * (a & b).sum(axes) / np.maximum(total, 1), np.nan)
+
+
+def _nanmean(values: np.ndarray, axis: int, empty: float) -> np.ndarray:
+    counts = np.sum(~np.isnan(values), axis=axis)
+    sums = np.nansum(values, axis=axis)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), empty)
+
+
+def _unringed_lv(labels: np.ndarray) -> np.ndarray:
+    """(S,) fraction of LV-cavity border pixels whose outside neighbour is not myocardium (0 where no cavity)."""
+    lv = labels == LV_CAVITY
+    outside_not_myo = np.zeros(labels.shape[0])
+    border = np.zeros(labels.shape[0])
+    for axis in (1, 2):
+        for step in (1, -1):
+            neighbour = np.roll(labels, step, axis=axis)
+            edge = lv & (neighbour != LV_CAVITY)
+            border += edge.sum((1, 2))
+            outside_not_myo += (edge & (neighbour != LV_MYOCARDIUM)).sum((1, 2))
+    return np.where(border > 0, outside_not_myo / np.maximum(border, 1), 0.0)
+
+
+def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
+    """Per-slice features (arrays of length S) and volume features (floats) of one frame, by name.
+
+    Volume features are under their own names; per-slice ones under ``slice_<name>``.
+    """
+    initial, refined = signals.initial, signals.refined
+    count = refined.shape[0]
+    per_structure = np.stack([_dice(initial == code, refined == code, (1, 2)) for code in STRUCTURES], axis=1)
+    volume_structure = np.array([_dice(initial == code, refined == code, None) for code in STRUCTURES], dtype=float)
+    heart = refined > 0
+    heart_pixels = heart.sum((1, 2))
+    empty = heart_pixels == 0
+    present = np.stack([(refined == code).any((1, 2)) for code in STRUCTURES], axis=1)
+    missing = (~empty) & ~present.all(axis=1)
+    unringed = _unringed_lv(refined)
+    # Continuity: Dice of the heart mask with each neighbouring slice, averaged (NaN for a lone slice).
+    between = _dice(heart[1:], heart[:-1], (1, 2)) if count > 1 else np.zeros(0)
+    neighbours = np.full((count, 2), np.nan)
+    if count > 1:
+        neighbours[1:, 0], neighbours[:-1, 1] = between, between
+    continuity = _nanmean(neighbours, axis=1, empty=1.0)
+    ml = {code: float((refined == code).sum()) * signals.pixel_ml for code in STRUCTURES}
+    out_of_range = sum(max(0.0, math.log(low / max(ml[code], 1e-3)), math.log(max(ml[code], 1e-3) / high))
+                       for code, (low, high) in PHYSIOLOGICAL_ML.items())
+    weights = heart_pixels / max(heart_pixels.sum(), 1)
+    agreement = float(np.nanmean(volume_structure)) if np.isfinite(volume_structure).any() else 0.0
+    features: Dict[str, Any] = {
+        "agreement": agreement,
+        "agreement_min": float(np.nanmin(volume_structure)) if np.isfinite(volume_structure).any() else 0.0,
+        "entropy_stn": float((signals.entropy_stn * weights).sum()),
+        "entropy_ftn": float((signals.entropy_ftn * weights).sum()),
+        "reconstruction": float(np.mean(signals.reconstruction)),
+        "reconstruction_max": float(np.max(signals.reconstruction)),
+        "empty": float(empty.all()),
+        "empty_slices": float(empty.mean()),
+        "missing_structure": float(missing.sum() / max((~empty).sum(), 1)),
+        "unringed_lv": float((unringed * weights).sum()),
+        "volume_out_of_range": float(min(out_of_range, 10.0)),
+        "continuity": float((continuity * weights).sum()) if not empty.all() else 0.0,
+        "log_heart_ml": math.log1p(sum(ml.values())),
+        "slice_agreement": _nanmean(per_structure, axis=1, empty=1.0) * (~empty) + 0.0,
+        "slice_entropy_stn": signals.entropy_stn,
+        "slice_entropy_ftn": signals.entropy_ftn,
+        "slice_reconstruction": signals.reconstruction,
+        "slice_empty": empty.astype(float),
+        "slice_missing_structure": missing.astype(float),
+        "slice_unringed_lv": unringed,
+        "slice_continuity": continuity,
+        "slice_heart_fraction": heart_pixels / max(heart_pixels.max(), 1),
+        # 0 at the stack's middle, 1 at either end: apical and basal slices are the hard ones.
+        "slice_position": np.abs(np.linspace(-1.0, 1.0, count)) if count > 1 else np.zeros(1),
+    }
+    return features
+
+
+# --- the calibrated map -----------------------------------------------------------------------------------------
+def apply_logistic(features: np.ndarray, model: Mapping[str, Any]) -> np.ndarray:
+    """sigmoid(w . (x - mean) / scale + b) for rows of ``features`` in the model's feature order."""
+    mean, scale = np.asarray(model["mean"], float), np.asarray(model["scale"], float)
+    z = (features - mean) / scale @ np.asarray(model["weights"], float) + float(model["bias"])
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def volume_matrix(features: Sequence[Mapping[str, Any]], names: Sequence[str] = VOLUME_FEATURES) -> np.ndarray:
+    return np.array([[float(f[name]) for name in names] for f in features], dtype=float).reshape(-1, len(names))
+
+
+def slice_matrix(features: Mapping[str, Any], volume_logit: float, names: Sequence[str] = SLICE_FEATURES) -> np.ndarray:
+    """(S, F) per-slice feature rows; ``volume_logit`` (the frame's volume estimate as a logit) is context."""
+    count = len(features["slice_agreement"])
+    columns = [np.full(count, volume_logit) if name == "volume_logit" else np.asarray(features[f"slice_{name}"], float)
+               for name in names]
+    return np.stack(columns, axis=1)
+
+
+def to_logit(value: float) -> float:
+    value = min(max(value, 1e-4), 1 - 1e-4)
+    return math.log(value / (1 - value))
+
+
+def check_calibration(calibration: Mapping[str, Any], source: str) -> None:
+    """Raise ValueError naming ``source`` when a stored calibration is not one this code can apply."""
+    if not isinstance(calibration, Mapping) or not isinstance(calibration.get("stages", {}), Mapping):
+        raise ValueError(f"{source}: the quality calibration in the metadata is not a JSON object; re-run coopseg "
+                         "calibrate")
+    if calibration.get("format") != CALIBRATION_FORMAT:
+        raise ValueError(f"{source}: quality calibration format {calibration.get('format')!r} is not supported")
+    for stage, models in (calibration.get("stages") or {}).items():
+        for part, names in (("volume", VOLUME_FEATURES), ("slice", SLICE_FEATURES)):
+            model = models.get(part) or {}
+            if list(model.get("features", [])) != list(names) or len(model.get("weights", [])) != len(names):
+                raise ValueError(f"{source}: quality calibration for stage {stage} ({part}) does not match the "
+                                 f"features this CoopSeg measures; re-run coopseg calibrate")
+
+
+def estimate_frame(features: Mapping[str, Any], calibration: Optional[Mapping[str, Any]],
+                   stage: str) -> tuple:
+    """(volume estimate, per-slice estimates) of one frame; the fallback without a calibration."""
+    models = (calibration or {}).get("stages", {}).get(stage)
+    if models is None:  # uncalibrated: the shape prior's verdict alone, an empty output counts as failed
+        volume = 0.0 if features["empty"] else float(features["agreement"])
+        return volume, np.asarray(features["slice_agreement"], float)
+    volume = float(apply_logistic(volume_matrix([features]), models["volume"])[0])
+    slices = apply_logistic(slice_matrix(features, to_logit(volume)), models["slice"])
+    return volume, slices
+
+
+def estimate_quality(frames: Sequence[Mapping[str, Any]], stack_indices: Sequence[np.ndarray],
+                     calibration: Optional[Mapping[str, Any]], stage: str) -> QualityEstimate:
+    """The estimate of a written label map from each frame's features (``frame_features``)."""
+    calibrated = bool(calibration and stage in calibration.get("stages", {}))
+    threshold = float((calibration or {}).get("threshold", DEFAULT_THRESHOLD)) if calibrated else DEFAULT_THRESHOLD
+    volumes, slices, frame_of, indices = [], [], [], []
+    for number, (features, stack) in enumerate(zip(frames, stack_indices)):
+        volume, per_slice = estimate_frame(features, calibration, stage)
+        volumes.append(volume)
+        slices.append(per_slice)
+        frame_of.append(np.full(len(per_slice), number))
+        indices.append(np.asarray(stack))
+    volume = float(np.mean(volumes))
+    summary = {name: float(np.mean([f[name] for f in frames])) for name in VOLUME_FEATURES}
+    return QualityEstimate(
+        volume=volume, flag="review" if volume < threshold else "ok", slices=np.concatenate(slices),
+        slice_frame=np.concatenate(frame_of), slice_index=np.concatenate(indices), calibrated=calibrated,
+        threshold=threshold, features=summary, frames=volumes, frame_features=list(frames),
+    )

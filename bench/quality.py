@@ -1,0 +1,87 @@
+"""What the quality estimate costs: seconds per volume of Segmenter.segment with and without ``quality``.
+
+    python bench/quality.py                          # an ACDC volume from ../shared/data, the shipped model
+    python bench/quality.py --input scan.nii.gz --model model.coopseg --device cuda
+
+Runs alternate (without, with, without, ...) so that a change in the machine's load hits both alike, and both wall
+and process CPU seconds are kept: on a machine shared with other work the CPU seconds are the steadier figure
+(with --threads 1 they are the work done). The
+estimate's extra work: the STN for stage ftn, the image decoder on the central quarter of each slice, the entropy of
+both stages, and the numpy features. The last line printed is JSON: the median seconds of each, the overhead in
+per cent of the segmentation time (target <= 10 %), and the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+from machine import machine_fields  # noqa: E402  (bench/machine.py)
+from CoopSegLib.data.images import read_image  # noqa: E402
+from CoopSegLib.inference.engine import Segmenter  # noqa: E402
+
+DEFAULT_INPUT = REPO.parent / "shared" / "data" / "ACDC" / "training" / "patient006" / "patient006_frame01.nii.gz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="NIfTI or NRRD image")
+    parser.add_argument("--model", type=Path, help="bundle (default: the shipped model)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed pairs, after one untimed warm-up pair")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--stage", default="stn", choices=["ftn", "stn"])
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    args = parser.parse_args()
+    if not args.input.is_file():
+        parser.error(f"{args.input}: not found (pass --input, or provide ../shared/data)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    segmenter = Segmenter(args.model, device=args.device)
+    image = read_image(args.input)
+    times = {False: [], True: []}
+    cpu = {False: [], True: []}
+    for repeat in range(args.repeats + 1):
+        for quality in (False, True):
+            if segmenter.device.type == "cuda":
+                torch.cuda.synchronize(segmenter.device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            result = segmenter.segment(image.array, image.affine, stage=args.stage, quality=quality)
+            if segmenter.device.type == "cuda":
+                torch.cuda.synchronize(segmenter.device)
+            elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+            if repeat:
+                times[quality].append(elapsed)
+                cpu[quality].append(elapsed_cpu)
+            print(f"pair {repeat}{' (warm-up)' if not repeat else ''}: quality={quality} {elapsed:.3f} s "
+                  f"({elapsed_cpu:.3f} CPU s)", flush=True)
+    without, with_quality = statistics.median(times[False]), statistics.median(times[True])
+    without_cpu, with_quality_cpu = statistics.median(cpu[False]), statistics.median(cpu[True])
+    print(json.dumps({
+        "segment_s": round(without, 4),
+        "segment_with_quality_s": round(with_quality, 4),
+        "overhead_percent": round(100 * (with_quality - without) / without, 1),
+        "segment_cpu_s": round(without_cpu, 4),
+        "segment_with_quality_cpu_s": round(with_quality_cpu, 4),
+        "overhead_cpu_percent": round(100 * (with_quality_cpu - without_cpu) / without_cpu, 1),
+        "quality": round(result.quality.volume, 4),
+        "calibrated": result.quality.calibrated,
+        "input": args.input.name,
+        "shape": list(image.array.shape),
+        "stage": args.stage,
+        "precision": "bf16" if segmenter.bf16 else "fp32",
+        "repeats": args.repeats,
+        **machine_fields(segmenter.device),
+    }))
+
+
+if __name__ == "__main__":
+    main()
