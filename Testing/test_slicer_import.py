@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import vtk
 
+from slicer_helpers import new_scene, segment_ids, slicer  # first: puts CoopSegMRML on the path
+
 import CoopSegMRML.logic
 from CoopSegLib.errors import CoopSegError
 from data_helpers import rotation
 from inference_helpers import ring_volume
-from slicer_helpers import new_scene, segment_ids, slicer
 
 from CoopSegMRML import CoopSegSceneLogic
 from CoopSegMRML.segmentations import labels_from_segmentation

@@ -27,10 +27,7 @@ def test_rows_become_estimates_and_flags_say_review(tmp_path):
 
 
 def test_suspect_slices_are_read_and_shown(tmp_path):
-    path = write(tmp_path / "quality.csv", "name,quality,flag,suspect_slices
-input,0.45,review,0 7 8
-ok,0.9,ok,
-")
+    path = write(tmp_path / "quality.csv", "name,quality,flag,suspect_slices\ninput,0.45,review,0 7 8\nok,0.9,ok,\n")
     estimates = read_quality(path)
     assert estimates["input"].suspect_slices == ("0", "7", "8") and estimates["ok"].suspect_slices == ()
     assert estimates["input"].describe().endswith("before using it; suspect slices: 0, 7, 8")
