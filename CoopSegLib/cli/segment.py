@@ -56,9 +56,6 @@ def run(args: argparse.Namespace) -> int:
     segmenter = Segmenter(args.model, device=args.device, max_slices=max_slices)
     created = [folder for folder in (output_dir, *output_dir.parents) if not folder.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
-    if segmenter.calibration is None:
-        print(f"coopseg segment: note: {segmenter.bundle.path} has no quality calibration; quality.csv holds the "
-              "FTN-STN agreement, uncalibrated (fit one with coopseg calibrate)", file=sys.stderr)
     quality_rows: Dict[str, Dict[str, str]] = {}
     claimed: Dict[str, str] = {}  # output name -> the input that writes it
     failures = 0
@@ -81,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             continue
         estimate = result.quality
+        if segmenter.calibration is None and not quality_rows:  # said once, and only when a row is written
+            print(f"coopseg segment: note: {segmenter.bundle.path} has no quality calibration; quality.csv holds the "
+                  "FTN-STN agreement, uncalibrated (fit one with coopseg calibrate)", file=sys.stderr)
         quality_rows[name] = quality_row(name, estimate, args.stage)
         write_quality_table(output_dir, quality_rows)  # after each input: the table always matches the files
         if estimate.flag == "review":
