@@ -99,7 +99,8 @@ def test_the_pack_holds_the_folds_exactly_and_fits_the_carry_limit(tiny_pack):
         assert record["set"] == case.set and np.array_equal(label, case.label.array)
         assert np.abs(image.astype(np.float32) - case.image.array).max() <= 0.5
     travelling = sum(manifest["bytes"].values())
-    assert manifest["bytes"]["pack"] == gpu_table1_pack.folder_bytes(pack)
+    # The pack as counted before its manifest was written into it (the manifest is a few hundred bytes).
+    assert 0 <= gpu_table1_pack.folder_bytes(pack) - manifest["bytes"]["pack"] < 2 ** 16
     # The tree as it was when packed; other tests may write a few untracked files meanwhile.
     assert abs(manifest["bytes"]["working_tree"] - gpu_table1_pack.working_tree_bytes()) < 2 ** 20
     assert travelling < 64 * 2 ** 20
