@@ -75,7 +75,7 @@ def test_shipped_configs_are_the_papers_rows():
              "paper_acdc10_no_targeted": "no_targeted", "paper_acdc10_shared_code_a": "shared_code_a",
              "paper_acdc10_shared_code_b": "shared_code_b", "paper_acdc10_separate": "separate"}
     # The CPU-budget runs behind the shipped model and docs/table1.md: shorter, smaller batches, larger steps.
-    short = {"acdc_full": "cooperative", "short_acdc10_cooperative": "cooperative",
+    short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "short_acdc10_cooperative": "cooperative",
              "short_acdc10_standard": "standard"}
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(paper) | set(short)
     for name, variant in {**paper, **short}.items():
@@ -89,6 +89,12 @@ def test_shipped_configs_are_the_papers_rows():
             assert settings.data.split == "paper" and settings.data.n_train == 10 and settings.train.epochs == 600
     full = TrainingSettings.from_yaml(CONFIGS / "acdc_full.yaml", ["data.root=/data"])
     assert full.data.split == "all" and full.data.n_validation > 0
+    # v2 continues v1's split with the budgeted recipe: same subjects, crops, strong augmentation, cosine, EMA.
+    v2 = TrainingSettings.from_yaml(CONFIGS / "acdc_v2.yaml", ["data.root=/data"])
+    assert (v2.data.split, v2.data.n_validation, v2.split_seed) == (full.data.split, full.data.n_validation,
+                                                                   full.split_seed)
+    assert (v2.data.crop, v2.data.augmentation, v2.train.schedule) == (128, "strong", "cosine")
+    assert v2.train.ema_decay is not None
     # Table 1's two rows differ only in the method.
     pair = [TrainingSettings.from_yaml(CONFIGS / f"short_acdc10_{v}.yaml", ["data.root=/data"]).to_dict()
             for v in ("cooperative", "standard")]
