@@ -189,10 +189,14 @@ class CooperativeTrainer:
             if "average" in state:
                 self.average.load_state_dict(state["average"])
             else:  # a checkpoint from a run without averaging: the average starts from its weights
-                self.average = AveragedModel(self.model, multi_avg_fn=self.average.multi_avg_fn, use_buffers=True)
+                self._restart_average()
 
     def load_weights(self, model_state: dict[str, Any]) -> None:
         """Start from trained weights (``train.init_from``): the model and its average; the optimiser starts anew."""
         self.model.load_state_dict(model_state)  # strict
         if self.average is not None:
-            self.average = AveragedModel(self.model, multi_avg_fn=self.average.multi_avg_fn, use_buffers=True)
+            self._restart_average()
+
+    def _restart_average(self) -> None:
+        """A fresh weight average of the current weights, at the same decay."""
+        self.average = AveragedModel(self.model, multi_avg_fn=self.average.multi_avg_fn, use_buffers=True)
