@@ -75,7 +75,8 @@ def test_shipped_configs_are_the_papers_rows():
              "paper_acdc10_no_targeted": "no_targeted", "paper_acdc10_shared_code_a": "shared_code_a",
              "paper_acdc10_shared_code_b": "shared_code_b", "paper_acdc10_separate": "separate"}
     # The CPU-budget runs behind the shipped model and docs/table1.md: shorter, smaller batches, larger steps.
-    short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "short_acdc10_cooperative": "cooperative",
+    short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "acdc_v3": "cooperative",
+             "short_acdc10_cooperative": "cooperative",
              "short_acdc10_standard": "standard"}
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(paper) | set(short)
     for name, variant in {**paper, **short}.items():
@@ -95,6 +96,10 @@ def test_shipped_configs_are_the_papers_rows():
                                                                    full.split_seed)
     assert (v2.data.crop, v2.data.augmentation, v2.train.schedule) == (128, "strong", "cosine")
     assert v2.train.ema_decay is not None
+    # v3 is v2's recipe at length with larger crops (more background in view for the fast network).
+    v3 = TrainingSettings.from_yaml(CONFIGS / "acdc_v3.yaml", ["data.root=/data"])
+    assert (v3.data.split, v3.data.n_validation, v3.split_seed) == (v2.data.split, v2.data.n_validation, v2.split_seed)
+    assert (v3.data.crop, v3.data.augmentation, v3.train.schedule) == (160, "strong", "cosine")
     # Table 1's two rows differ only in the method.
     pair = [TrainingSettings.from_yaml(CONFIGS / f"short_acdc10_{v}.yaml", ["data.root=/data"]).to_dict()
             for v in ("cooperative", "standard")]
