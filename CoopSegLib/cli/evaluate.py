@@ -59,6 +59,9 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (default 0)")
     parser.add_argument("--largest-component", action="store_true",
                         help="score label maps after keeping each structure's largest 3D component")
+    parser.add_argument("--second-look", action="store_true",
+                        help="when the quality estimate flags a result for review, segment again with an in-plane blur "
+                             "(sigma 1.5 px) and keep that answer if its estimate is higher (rescues spiked images)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--output-dir", metavar="DIR", default=".", help="where to write the CSV and Markdown (.)")
     parser.set_defaults(func=run)
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         cases = build_test_sets(args.data, sets, subjects, args.copies, args.seed, args.site)
         rows = evaluate_model(segmenter, cases,
                               report=lambda case: print(f"{case.set}: {case.key}", file=sys.stderr, flush=True),
-                              largest_component=args.largest_component, estimates=estimates)
+                              largest_component=args.largest_component, estimates=estimates,
+                              second_look=args.second_look)
     output_dir = Path(args.output_dir)
     table = markdown_report(rows)
     table += quality_section(rows, estimates, "prediction" if by_files else "FTN+STN", output_dir)

@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--stage", choices=("ftn", "stn"), default="stn",
                         help="stn: FTN refined by the shape network (default); ftn: the fast network alone")
+    parser.add_argument("--second-look", action="store_true",
+                        help="when the quality estimate flags a result for review, segment again with an in-plane blur "
+                             "(sigma 1.5 px) and keep that answer if its estimate is higher (rescues spiked images)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--probabilities", action="store_true", help="also write per-class probabilities")
     parser.add_argument("--entropy", action="store_true", help="also write the per-voxel entropy")
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             written, result = segment_file_result(
                 segmenter, path, output_dir, stage=args.stage, probabilities=args.probabilities,
-                entropy=args.entropy, largest_component=args.largest_component)
+                entropy=args.entropy, largest_component=args.largest_component,
+                second_look=args.second_look)
         except CoopSegError as error:
             message = " ".join(str(error).split())  # one line, whatever the underlying library wrote
             message = message if message.startswith(str(path)) else f"{path}: {message}"

@@ -31,18 +31,19 @@ def score_rows(set_name: str, case: str, stage: str, prediction: np.ndarray, ref
 def evaluate_model(segmenter: "Segmenter", cases: Iterable[EvaluationCase],
                    report: Optional[Callable[[EvaluationCase], None]] = None,
                    distances: bool = True, largest_component: bool = False,
-                   estimates: Optional[Dict[tuple, float]] = None) -> List[ScoreRow]:
+                   estimates: Optional[Dict[tuple, float]] = None, second_look: bool = False) -> List[ScoreRow]:
     """FTN and FTN+STN scores of every case (one segmentation pass gives both); HD95 too unless not ``distances``.
 
     ``largest_component`` scores the label maps after keeping each structure's largest 3D component (as
     ``coopseg segment --largest-component`` writes them). ``estimates``, when given, receives each case's quality
-    estimate of its FTN+STN output under (set, case)."""
+    estimate of its FTN+STN output under (set, case). ``second_look``: see ``Segmenter.segment``."""
     rows: List[ScoreRow] = []
     for case in cases:
         if report is not None:
             report(case)
         result = segmenter.segment(case.image.array, case.image.affine, stage="stn",
-                                   largest_component=largest_component, quality=estimates is not None)
+                                   largest_component=largest_component, quality=estimates is not None,
+                                   second_look=second_look)
         if estimates is not None:
             estimates[(case.set, case.key)] = result.quality.volume
         for attribute, stage in STAGE_NAMES.items():

@@ -90,8 +90,9 @@ def segment_file(segmenter: Segmenter, input_path: PathLike, output_dir: PathLik
 def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: PathLike, stage: str = "stn",
                         probabilities: bool = False, entropy: bool = False, largest_component: bool = False,
                         progress: Optional[ProgressCallback] = None, cancel: Any = None,
-                        initial: bool = False) -> Tuple[List[Path], Segmentation]:
-    """``segment_file``, also returning the segmentation (with its quality estimate)."""
+                        initial: bool = False, second_look: bool = False) -> Tuple[List[Path], Segmentation]:
+    """``segment_file``, also returning the segmentation (with its quality estimate); ``second_look``: see
+    ``Segmenter.segment``."""
     from CoopSegLib.data.images import read_image
 
     if initial and stage != "stn":
@@ -101,7 +102,7 @@ def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: 
     try:
         result = segmenter.segment(image.array, image.affine, stage=stage, probabilities=probabilities,
                                    entropy=entropy, largest_component=largest_component, progress=progress,
-                                   cancel=cancel)
+                                   cancel=cancel, second_look=second_look)
     except CoopSegError as error:
         if str(error).startswith(str(input_path)):
             raise
