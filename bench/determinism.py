@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from machine import machine_fields  # noqa: E402  (bench/machine.py)
 from CoopSegLib.cooperative import CooperativeTrainer  # noqa: E402
-from CoopSegLib.cooperative.trainer import cpu_has_fast_bf16  # noqa: E402
+from CoopSegLib.runtime import cpu_has_fast_bf16  # noqa: E402
 from CoopSegLib.training.settings import TrainingSettings  # noqa: E402
 
 

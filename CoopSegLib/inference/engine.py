@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from CoopSegLib.bundle import Bundle, BundleError, load_bundle
-from CoopSegLib.cooperative.trainer import resolve_device, uses_bf16
 from CoopSegLib.data.geometry import SliceMapping
 from CoopSegLib.data.intensity_augmentation import gaussian_blur
 from CoopSegLib.data.normalisation import minmax_per_slice
@@ -37,6 +36,7 @@ from CoopSegLib.inference.monitor import Monitor, ProgressCallback
 from CoopSegLib.inference.quality import (METADATA_KEY, QualityEstimate, SliceSignals, check_calibration,
                                           estimate_quality, frame_features, heart_entropy, reconstruction_error)
 from CoopSegLib.networks import size_divisor, soften
+from CoopSegLib.runtime import resolve_device, uses_bf16
 from CoopSegLib.weights import default_bundle
 
 STAGES = ("ftn", "stn")  # output of the fast-thinking network alone, or refined by the slow-thinking network

@@ -31,9 +31,10 @@ from torch.utils.data import DataLoader, default_collate
 
 from CoopSegLib.bundle import load_bundle, save_bundle
 from CoopSegLib.cooperative.model import CooperativeModel
-from CoopSegLib.cooperative.trainer import CooperativeTrainer, resolve_device, uses_bf16
+from CoopSegLib.cooperative.trainer import CooperativeTrainer
 from CoopSegLib.data.slices import paired_collate
 from CoopSegLib.errors import CoopSegError
+from CoopSegLib.runtime import resolve_device, uses_bf16
 from CoopSegLib.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from CoopSegLib.training.distributed import ProcessGroup
 from CoopSegLib.training.logbook import Logbook, check_tensorboard_available

@@ -19,12 +19,12 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Unio
 
 from CoopSegLib.bundle import STORAGE_DTYPES
 from CoopSegLib.cooperative.config import VARIANTS, CooperativeConfig
-from CoopSegLib.cooperative.trainer import PRECISIONS
 from CoopSegLib.data.augmentation import AUGMENTATIONS, BACKENDS, augmentation_kind
 from CoopSegLib.data.geometry import MODEL_SPACING
 from CoopSegLib.data.slices import EMPTY_SLICE_POLICIES
 from CoopSegLib.errors import ConfigError
 from CoopSegLib.networks.codec import size_divisor
+from CoopSegLib.runtime import PRECISIONS
 from CoopSegLib.training.schedule import SCHEDULES
 
 DATA_FORMATS = ("phantom", "acdc", "mnms", "nnunet", "pairs", "packed")  # packed: Training/gpu_table1.py pack
