@@ -83,6 +83,7 @@ class CoopSegParameterNode:
     useModelBundle: bool = False  # False: the shipped default model; True: the bundle folder in modelPath
     modelPath: str = ""
     device: str = "auto"  # auto / cpu / gpu
+    secondLook: bool = True  # a flagged result gets a second pass on an in-plane-blurred input (rescues spiked images)
     shownStage: str = "refined"  # initial / refined
     previewSlice: int = 0
     previewScheme: str = "channel"  # dropout / channel / spatial
@@ -337,7 +338,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = "Initializing"
             self.ui.progressBar.value = 0
             self.ui.qualityLabel.text = ""
-            self._job = self.logic.sceneLogic().start(node.inputVolume, model, node.device, output)
+            self._job = self.logic.sceneLogic().start(node.inputVolume, model, node.device, output,
+                                                       second_look=node.secondLook)
             self._timer.start()
         self.updateButtons()
 

@@ -33,6 +33,16 @@ def test_suspect_slices_are_read_and_shown(tmp_path):
     assert estimates["input"].describe().endswith("before using it; suspect slices: 0, 7, 8")
 
 
+
+def test_a_kept_second_look_is_read_and_shown(tmp_path):
+    path = write(tmp_path / "quality.csv", "name,quality,flag,blurred\nlooked,0.78,ok,true\nplain,0.9,ok,false\n")
+    estimates = read_quality(path)
+    assert estimates["looked"].blurred and not estimates["plain"].blurred
+    assert estimates["looked"].describe() == ("Estimated quality: Dice 0.78 (ok), from the second look "
+                                             "at the blurred image")
+    assert estimates["plain"].describe() == "Estimated quality: Dice 0.90 (ok)"
+    assert not read_quality(write(tmp_path / "old.csv", "name,quality,flag\nx,0.9,ok\n"))["x"].blurred
+
 @pytest.mark.parametrize("text, message", [
     ("name,quality\ninput,0.9\n", "no column flag"),
     ("name,quality,flag\ninput,1.7,ok\n", "line 2: quality '1.7' is not a number in"),

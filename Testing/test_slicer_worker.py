@@ -16,6 +16,9 @@ import pytest
 from CoopSegLib.cli import main
 from CoopSegLib.data.nifti import write_nifti
 from CoopSegLib.errors import CoopSegError
+from CoopSegLib.evaluation.test_sets import build_test_sets
+from CoopSegLib.inference.engine import Segmenter
+from data_helpers import ACDC_ROOT, needs_acdc
 from inference_helpers import ring_volume
 from slicer_helpers import new_scene
 
@@ -32,6 +35,7 @@ from CoopSegMRML.segmentations import labels_from_segmentation
 from CoopSegMRML.volumes import add_volume
 from CoopSegMRML.worker_process import launch_subprocess
 
+SECOND_LOOK_SUBJECT = "patient082"  # its second spiked copy defeats the shipped model's first pass (test_second_look)
 CRASH = "import json, sys; print(json.dumps({'event': 'progress', 'fraction': 0.1, 'message': 'x'}), flush=True); " \
         "raise RuntimeError('the worker broke')"
 
@@ -148,3 +152,23 @@ def test_unknown_device_is_refused_before_starting(scene_volume, bundle):
     scene, volume, _ = scene_volume
     with pytest.raises(CoopSegError, match="unknown device 'tpu'"):
         CoopSegSceneLogic(scene).start(volume, model=str(bundle), device="tpu")
+
+
+@needs_acdc
+def test_second_look_reaches_the_worker_and_the_module_shows_it():
+    """A spiked ACDC volume the shipped model flags: with second_look the worker keeps the blurred pass's labels,
+    exactly Segmenter.segment(second_look=True)'s, and the module's quality line says they came from it."""
+    (spiked,) = [c for c in build_test_sets(ACDC_ROOT, ["spike"], [SECOND_LOOK_SUBJECT]) if c.key.endswith("_spike_2")]
+    scene = new_scene()
+    volume = add_volume(scene, "spiked", spiked.image.array, spiked.image.affine)
+    logic = CoopSegSceneLogic(scene)
+    plain = logic.segment(volume, device="cpu", timeout=300)
+    looked = logic.segment(volume, device="cpu", timeout=300, second_look=True)
+    assert plain.quality.needs_review and not plain.quality.blurred
+    assert looked.quality.blurred and looked.quality.quality > plain.quality.quality
+    assert "from the second look at the blurred image" in looked.quality.describe()
+    expected = Segmenter(device="cpu").segment(spiked.image.array, spiked.image.affine, second_look=True)
+    assert expected.blurred
+    np.testing.assert_array_equal(labels_from_segmentation(looked.refined, volume), expected.refined)
+    np.testing.assert_array_equal(labels_from_segmentation(looked.initial, volume), expected.initial)
+    assert not np.array_equal(labels_from_segmentation(plain.refined, volume), expected.refined)

@@ -133,9 +133,11 @@ class CoopSegSceneLogic:
         return self._segmenters[key]
 
     # --- segmenting -----------------------------------------------------------------------------------------
-    def start(self, volume_node, model: str = "", device: str = "auto", output=None) -> SegmentationJob:
+    def start(self, volume_node, model: str = "", device: str = "auto", output=None,
+              second_look: bool = False) -> SegmentationJob:
         """Write the volume to a temporary file and start the worker on it; poll the job, then ``import_result``.
-        ``output``: a segmentation node to overwrite, or None for new nodes."""
+        ``output``: a segmentation node to overwrite, or None for new nodes. ``second_look``: a result the quality
+        estimate flags is segmented again on an in-plane-blurred input (``coopseg segment --second-look``)."""
         from CoopSegLib.data.nifti import write_nifti
 
         model_path, torch_device = self.model_path(model), self._device(device)
@@ -145,7 +147,8 @@ class CoopSegSceneLogic:
         folder = tempfile.mkdtemp(prefix="CoopSeg-")
         try:
             input_path = write_nifti(array, affine, Path(folder) / f"{INPUT_NAME}.nii.gz")
-            args = command(self.python, str(input_path), str(Path(folder) / "output"), str(model_path), torch_device)
+            args = command(self.python, str(input_path), str(Path(folder) / "output"), str(model_path), torch_device,
+                           second_look)
             path = os.pathsep.join(p for p in (coopseglib_root(), os.environ.get("PYTHONPATH", "")) if p)
             process = WorkerProcess(args, {"PYTHONPATH": path}, self.launch, folder).start()
         except BaseException:
@@ -267,10 +270,10 @@ class CoopSegSceneLogic:
         return max(runs, default=0) + 1
 
     def segment(self, volume_node, model: str = "", device: str = "auto", output=None,
-                timeout: Optional[float] = None) -> ResultNodes:
+                timeout: Optional[float] = None, second_look: bool = False) -> ResultNodes:
         """Segment ``volume_node`` and wait for it (scripts and tests); the GUI polls ``start``'s job instead.
         A failed worker raises a CoopSegError with its message."""
-        job = self.start(volume_node, model, device, output)
+        job = self.start(volume_node, model, device, output, second_look)
         try:
             status = job.wait(timeout)
         except BaseException:

@@ -1,7 +1,7 @@
 """The quality estimate a run's worker folder may hold (quality.csv, written by ``coopseg segment``): one row per
 label map with at least the columns name, quality (estimated mean Dice, 0-1) and flag (ok / review), and where
-present suspect_slices (the input slice indices whose own estimate is below the threshold); what the module shows
-after each run, with a warning for a flagged segmentation."""
+present suspect_slices (the input slice indices whose own estimate is below the threshold) and blurred (the second
+look's answer was kept); what the module shows after each run, with a warning for a flagged segmentation."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class QualityEstimate:
     quality: float  # estimated mean Dice of the written stage, 0-1
     flag: str  # "ok" or "review"
     suspect_slices: Tuple[str, ...] = ()  # slice indices along the input's stack axis ("frame:slice" for a cine)
+    blurred: bool = False  # the labels come from the second look at an in-plane-blurred input
 
     @property
     def needs_review(self) -> bool:
@@ -32,9 +33,10 @@ class QualityEstimate:
         """One line for the GUI, e.g. 'Estimated quality: Dice 0.87 (ok)'."""
         text = f"Estimated quality: Dice {self.quality:.2f}"
         suspects = f"; suspect slices: {', '.join(self.suspect_slices)}" if self.suspect_slices else ""
+        second = ", from the second look at the blurred image" if self.blurred else ""
         if self.needs_review:
-            return f"{text}: review this segmentation before using it{suspects}"
-        return f"{text} (ok){suspects}"
+            return f"{text}: review this segmentation before using it{second}{suspects}"
+        return f"{text} (ok){second}{suspects}"
 
 
 def read_quality(path: Union[str, Path]) -> Dict[str, QualityEstimate]:
@@ -61,5 +63,6 @@ def read_quality(path: Union[str, Path]) -> Dict[str, QualityEstimate]:
         if row["flag"] not in FLAGS:
             raise CoopSegError(f"{path}, line {number}: flag {row['flag']!r} is not one of {', '.join(FLAGS)}")
         suspects = tuple((row.get("suspect_slices") or "").split())
-        estimates[row["name"]] = QualityEstimate(row["name"], quality, row["flag"], suspects)
+        blurred = (row.get("blurred") or "").strip().lower() == "true"
+        estimates[row["name"]] = QualityEstimate(row["name"], quality, row["flag"], suspects, blurred)
     return estimates

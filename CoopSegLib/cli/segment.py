@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if segmenter.calibration is None and not quality_rows:  # said once, and only when a row is written
             print(f"coopseg segment: note: {segmenter.bundle.path} has no quality calibration; quality.csv holds the "
                   "FTN-STN agreement, uncalibrated (fit one with coopseg calibrate)", file=sys.stderr)
-        quality_rows[name] = quality_row(name, estimate, args.stage)
+        quality_rows[name] = quality_row(name, estimate, args.stage, result.blurred)
         write_quality_table(output_dir, quality_rows)  # after each input: the table always matches the files
         if estimate.flag == "review":
             suspects = " ".join(suspect_tokens(estimate)) or "none below it on their own"

@@ -7,6 +7,7 @@ Columns (the first three are a contract other tools read):
     calibrated      true when the bundle holds a fitted calibration; false: quality is the FTN-STN agreement
     threshold       the flag's threshold
     stage           ftn or stn
+    blurred         true when the labels come from the second look at an in-plane-blurred input (--second-look)
     suspect_slices  slices (input stack index; frame:slice for a cine) whose own estimate is below the threshold
     slice_quality   per-slice estimates in input stack order (frame 0 of a cine), space-separated
     agreement, reconstruction, entropy_stn, empty_slices, missing_structure, unringed_lv, volume_out_of_range
@@ -29,8 +30,8 @@ from CoopSegLib.inference.quality import QualityEstimate
 QUALITY_FILE = "quality.csv"
 SIGNAL_COLUMNS = ("agreement", "reconstruction", "entropy_stn", "empty_slices", "missing_structure", "unringed_lv",
                   "volume_out_of_range")
-COLUMNS = ("name", "quality", "flag", "calibrated", "threshold", "stage", "suspect_slices", "slice_quality",
-           *SIGNAL_COLUMNS)
+COLUMNS = ("name", "quality", "flag", "calibrated", "threshold", "stage", "blurred", "suspect_slices",
+           "slice_quality", *SIGNAL_COLUMNS)
 
 
 def suspect_tokens(estimate: QualityEstimate) -> List[str]:
@@ -42,12 +43,14 @@ def suspect_tokens(estimate: QualityEstimate) -> List[str]:
             for i in ordered]
 
 
-def quality_row(name: str, estimate: QualityEstimate, stage: str) -> Dict[str, str]:
+def quality_row(name: str, estimate: QualityEstimate, stage: str, blurred: bool = False) -> Dict[str, str]:
+    """The row of one label map; ``blurred``: its labels come from the second look (``Segmentation.blurred``)."""
     first = estimate.slice_frame == 0
     order = np.argsort(estimate.slice_index[first])
     row = {
         "name": name, "quality": f"{estimate.volume:.4f}", "flag": estimate.flag,
         "calibrated": str(estimate.calibrated).lower(), "threshold": f"{estimate.threshold:.3f}", "stage": stage,
+        "blurred": str(bool(blurred)).lower(),
         "suspect_slices": " ".join(suspect_tokens(estimate)),
         "slice_quality": " ".join(f"{q:.3f}" for q in estimate.slices[first][order]),
     }
