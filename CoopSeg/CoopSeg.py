@@ -495,10 +495,10 @@ class CoopSegTest(ScriptedLoadableModuleTest):
         import torch
 
         from CoopSegLib.bundle import save_bundle
-        from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel
+        from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
         torch.manual_seed(0)
-        model = CooperativeModel(CooperativeConfig.variant("standard", widths=(8, 16, 32, 32)))
+        model = CoopSegModel(NetworkConfig(widths=(8, 16, 32, 32)))
         return save_bundle(os.path.join(folder, "selftest.coopseg"), model, {"spacing_mm": 1.5, "size": 32})
 
     def test_segment_through_the_worker_process(self) -> None:

@@ -1,12 +1,14 @@
 """Runtime policy shared by training and inference: which device to run on and whether to compute in bf16.
 
 One place decides both, so that a model trains and predicts under the same rules (``CooperativeTrainer`` and
-``Segmenter`` call these; neither imports the other for them).
+``Segmenter`` call these; neither imports the other for them). Devices are named as torch names them ("cuda");
+"gpu" is accepted from users as another word for it and never used inside.
 """
 
 from __future__ import annotations
 
-from typing import Union
+import contextlib
+from typing import ContextManager, Union
 
 import torch
 
@@ -55,3 +57,10 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
             return torch.cuda.is_bf16_supported()
         return device.type == "cpu" and cpu_has_fast_bf16()
     return precision == "bf16"
+
+
+def numeric_context(device: torch.device, bf16: bool) -> ContextManager:
+    """The context of every forward pass on ``device``: bf16 autocast when ``bf16``, else nothing."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

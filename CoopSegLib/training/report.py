@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
 from CoopSegLib.atomic import write_atomically
-from CoopSegLib.training.validation import STAGES
+from CoopSegLib.networks import STAGES
 
 if TYPE_CHECKING:
     from CoopSegLib.training.loop import TrainingOutcome
