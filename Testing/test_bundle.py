@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from CoopSegLib.bundle import BundleError, file_sha256, load_bundle, read_metadata, recorded_subjects, save_bundle
-from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel
+from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
 from conftest import SMALL_WIDTHS
 
@@ -14,7 +14,7 @@ PREPROCESSING = {"spacing_mm": 1.36719, "size": 32}
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return CooperativeModel(CooperativeConfig.variant("no_targeted", widths=SMALL_WIDTHS)).eval()
+    return CoopSegModel(NetworkConfig(widths=SMALL_WIDTHS)).eval()
 
 
 def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path, model, rings):
@@ -52,7 +52,7 @@ def test_altered_weights_are_refused(tmp_path, model):
 def test_architecture_mismatch_is_refused_not_replaced_by_random_weights(tmp_path, model):
     path = save_bundle(tmp_path / "model", model, PREPROCESSING)
     metadata = json.loads((path / "metadata.json").read_text())
-    metadata["architecture"]["widths"] = [8, 16, 16, 32]
+    metadata["network"]["widths"] = [8, 16, 16, 32]
     (path / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(BundleError, match="do not match the architecture"):
         load_bundle(path)

@@ -98,7 +98,7 @@ def main() -> None:
         # The segment step split into its parts once more, for the record (not part of the median above).
         prepared = segmenter.prepare(image.array, image.affine)
         t0 = time.perf_counter()
-        segmenter.logits(prepared.slices, args.stage)
+        segmenter.predict(prepared.slices, args.stage)
         synchronise(device)
         network_s = time.perf_counter() - t0
 

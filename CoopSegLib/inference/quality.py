@@ -146,7 +146,8 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
     initial, refined = signals.initial, signals.refined
     count = refined.shape[0]
     per_structure = np.stack([_dice(initial == code, refined == code, (1, 2)) for code in STRUCTURE_CODES], axis=1)
-    volume_structure = np.array([_dice(initial == code, refined == code, None) for code in STRUCTURE_CODES], dtype=float)
+    volume_structure = np.array([_dice(initial == code, refined == code, None) for code in STRUCTURE_CODES],
+                                dtype=float)
     heart = refined > 0
     heart_pixels = heart.sum((1, 2))
     empty = heart_pixels == 0

@@ -18,7 +18,8 @@ def masked_count(p: float, units: int) -> int:
 
 
 def soft_factors(batch: int, soft_masking: bool, like: torch.Tensor,
-                 generator: Optional[torch.Generator] = None, max_factor: float = MAX_SOFT_FACTOR, factor: Optional[float] = None) -> torch.Tensor:
+                 generator: Optional[torch.Generator] = None, max_factor: float = MAX_SOFT_FACTOR,
+                 factor: Optional[float] = None) -> torch.Tensor:
     """Per-sample value given to masked units: a ~ U(0, max_factor) for soft masks, 0 for hard masks.
 
     The paper writes the soft mask as a*1 (one scalar a for the masked units); the authors' code draws a per entry.
