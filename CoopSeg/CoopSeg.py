@@ -82,7 +82,7 @@ class CoopSegParameterNode:
     outputSegmentation: vtkMRMLSegmentationNode  # None: create new nodes; a node: overwrite it (the user's choice)
     useModelBundle: bool = False  # False: the shipped default model; True: the bundle folder in modelPath
     modelPath: str = ""
-    device: str = "auto"  # auto / cpu / gpu
+    device: str = "auto"  # auto / cpu / cuda
     shownStage: str = "refined"  # initial / refined
     previewSlice: int = 0
     previewScheme: str = "channel"  # dropout / channel / spatial
@@ -155,7 +155,7 @@ def ensureTorch() -> bool:
 
 
 class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    DEVICE_ITEMS = (("auto", "auto"), ("CPU", "cpu"), ("GPU", "gpu"))
+    DEVICE_ITEMS = (("auto", "auto"), ("CPU", "cpu"), ("GPU", "cuda"))
     SCHEME_ITEMS = (("random dropout", "dropout"), ("targeted channel", "channel"), ("targeted spatial", "spatial"))
 
     def __init__(self, parent=None) -> None:

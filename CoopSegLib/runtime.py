@@ -18,6 +18,16 @@ PRECISIONS = ("auto", "bf16", "fp32")
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N (gpu, gpu:N mean cuda, cuda:N)"
 
 
+def canonical_device_name(name: str) -> str:
+    """A device name as torch spells it: 'gpu' and 'gpu:N' (users' and older scenes' word) become 'cuda' / 'cuda:N'.
+
+    >>> canonical_device_name("GPU:1"), canonical_device_name("cpu")
+    ('cuda:1', 'cpu')
+    """
+    name = name.strip().lower()
+    return "cuda" + name[len("gpu"):] if name == "gpu" or name.startswith("gpu:") else name
+
+
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
     """'auto' picks CUDA when available; asking for CUDA on a machine without it is an error, not a silent CPU run.
 
@@ -27,11 +37,9 @@ def resolve_device(device: Union[str, torch.device]) -> torch.device:
     (device(type='cpu'), device(type='cpu'))
     """
     if isinstance(device, str):
-        name = device.strip().lower()
+        name = canonical_device_name(device)
         if name == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if name == "gpu" or name.startswith("gpu:"):
-            name = "cuda" + name[len("gpu"):]
         try:
             device = torch.device(name)
         except RuntimeError:  # torch's message lists every device type it was built to know
