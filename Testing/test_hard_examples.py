@@ -1,11 +1,7 @@
 import pytest
 import torch
 
-from CoopSegLib.cooperative import (
-    CooperativeConfig,
-    frozen_batchnorm_statistics,
-    generate_hard_examples,
-)
+from CoopSegLib.cooperative import frozen_batchnorm_statistics, generate_hard_examples
 from CoopSegLib.masking import LatentMasker
 from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
