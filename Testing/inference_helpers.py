@@ -83,6 +83,7 @@ def with_training_record(bundle, folder, train, validation, steps=100):
     metadata["training"] = {"run": path.name, "steps": steps, "weights_from_step": steps, "seed": 40,
                             "device": "cpu", "wall_time_s": 60.0,
                             "data": {"frames": ["ED", "ES"], "train_subjects": list(train),
-                                     "validation_subjects": list(validation)}}
+                                     "validation_subjects": list(validation)},
+                            "objective": CooperativeConfig().objective_dict()}
     (path / "metadata.json").write_text(json.dumps(metadata))
     return path

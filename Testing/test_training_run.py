@@ -76,7 +76,8 @@ def test_default_command_trains_writes_a_bundle_and_says_how_to_use_it(tmp_path)
     bundle = load_bundle(bundle_path)
     assert bundle.metadata["preprocessing"]["size"] == 48
     assert bundle.metadata["training"]["steps"] == 4 and bundle.metadata["training"]["run"] == "phantom_default"
-    assert tuple(bundle.metadata["network"]["widths"]) == SMALL_WIDTHS
+    assert tuple(bundle.metadata["network"]["widths"]) == SMALL_WIDTHS and "architecture" not in bundle.metadata
+    assert bundle.metadata["training"]["objective"]["hard_examples"]  # the training settings, apart from the network
     # The bundle holds the best validated weights: scoring them again gives the Dice recorded for that step.
     best = bundle.metadata["training"]["weights_from_step"]
     rows = list(csv.DictReader(open(run_dir / "validation.csv")))
