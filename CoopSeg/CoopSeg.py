@@ -82,7 +82,7 @@ class CoopSegParameterNode:
     outputSegmentation: vtkMRMLSegmentationNode  # None: create new nodes; a node: overwrite it (the user's choice)
     useModelBundle: bool = False  # False: the shipped default model; True: the bundle folder in modelPath
     modelPath: str = ""
-    device: str = "auto"  # auto / cpu / gpu
+    device: str = "auto"  # auto / cpu / cuda
     secondLook: bool = True  # a flagged result gets a second pass on an in-plane-blurred input (rescues spiked images)
     shownStage: str = "refined"  # initial / refined
     previewSlice: int = 0
@@ -156,7 +156,7 @@ def ensureTorch() -> bool:
 
 
 class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    DEVICE_ITEMS = (("auto", "auto"), ("CPU", "cpu"), ("GPU", "gpu"))
+    DEVICE_ITEMS = (("auto", "auto"), ("CPU", "cpu"), ("GPU", "cuda"))
     SCHEME_ITEMS = (("random dropout", "dropout"), ("targeted channel", "channel"), ("targeted spatial", "spatial"))
 
     def __init__(self, parent=None) -> None:
@@ -497,10 +497,10 @@ class CoopSegTest(ScriptedLoadableModuleTest):
         import torch
 
         from CoopSegLib.bundle import save_bundle
-        from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel
+        from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
         torch.manual_seed(0)
-        model = CooperativeModel(CooperativeConfig.variant("standard", widths=(8, 16, 32, 32)))
+        model = CoopSegModel(NetworkConfig(widths=(8, 16, 32, 32)))
         return save_bundle(os.path.join(folder, "selftest.coopseg"), model, {"spacing_mm": 1.5, "size": 32})
 
     def test_segment_through_the_worker_process(self) -> None:

@@ -1,12 +1,14 @@
 """Model bundles: a folder with the weights and JSON metadata, loaded without executing any code.
 
     model.coopseg/
-        metadata.json   architecture (the method configuration), preprocessing, label names, training, version,
-                        and the SHA-256 of the weights file
+        metadata.json   network (the architecture, ``NetworkConfig``), preprocessing, label names, training (the
+                        run's record and its objective settings), version, and the SHA-256 of the weights file
         weights.pt      the state dict, read back with torch.load(weights_only=True) (no arbitrary unpickling)
 
-A bundle whose checksum, format or architecture does not match is refused with a message naming the folder; it
-never falls back to random weights.
+Inference rebuilds the model from "network" alone. Bundles of format version 1 (the shipped default among them)
+kept the whole method configuration under "architecture"; they load as they always did, their network settings
+taken from there. A bundle whose checksum, format or architecture does not match is refused with a message naming
+the folder; it never falls back to random weights.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any, List, Mapping, NamedTuple, Optional, Union
 import torch
 
 from CoopSegLib import LABEL_NAMES, __version__
-from CoopSegLib.cooperative.config import CooperativeConfig
-from CoopSegLib.cooperative.model import CooperativeModel
 from CoopSegLib.errors import ConfigError, CoopSegError
+from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
 FORMAT = "coopseg-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: "network" holds the architecture; 1: "architecture" held the whole method configuration
+READABLE_VERSIONS = (1, 2)
+ARCHITECTURE_SECTIONS = {1: "architecture", 2: "network"}
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "weights.pt"
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -40,7 +43,15 @@ class BundleError(CoopSegError):
 
 
 class Bundle(NamedTuple):
-    model: CooperativeModel  # in eval mode, on the device asked for
+    """A loaded bundle: the model (eval mode, on the device asked for), its metadata and its folder.
+
+    >>> from CoopSegLib.weights import default_bundle
+    >>> bundle = load_bundle(default_bundle(), "cpu")
+    >>> bundle.model.config.widths, bundle.metadata["preprocessing"]["size"]
+    ((16, 32, 64, 128, 128), 192)
+    """
+
+    model: CoopSegModel
     metadata: dict
     path: Path
 
@@ -53,13 +64,13 @@ def file_sha256(path: PathLike) -> str:
     return digest.hexdigest()
 
 
-def save_bundle(path: PathLike, model: CooperativeModel, preprocessing: Mapping[str, Any],
+def save_bundle(path: PathLike, model: CoopSegModel, preprocessing: Mapping[str, Any],
                 training: Optional[Mapping[str, Any]] = None, storage: str = "float32",
                 overwrite: bool = False) -> Path:
     """Write ``model`` as a bundle folder at ``path``, atomically: a complete bundle or nothing appears there.
 
     ``preprocessing`` says how inputs must be prepared (e.g. {"spacing_mm": 1.36719, "size": 192}); ``training``
-    records the data, configuration and steps it came from. ``storage="float16"`` halves the file size.
+    records the data, objective settings and steps it came from. ``storage="float16"`` halves the file size.
     """
     path = Path(path)
     if storage not in STORAGE_DTYPES:
@@ -77,7 +88,7 @@ def save_bundle(path: PathLike, model: CooperativeModel, preprocessing: Mapping[
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "coopseg_version": __version__,
-            "architecture": model.config.to_dict(),
+            "network": model.config.to_dict(),
             "preprocessing": dict(preprocessing),
             "labels": {str(code): name for code, name in LABEL_NAMES.items()},
             "training": dict(training or {}),
@@ -110,10 +121,11 @@ def read_metadata(path: PathLike) -> dict:
         raise BundleError(f"{metadata_file}: unreadable metadata ({error})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise BundleError(f"{path}: not a CoopSeg model bundle (format is not {FORMAT!r})")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{path}: bundle format version {metadata.get('format_version')!r} is not supported "
-                          f"(this CoopSeg reads version {FORMAT_VERSION}); update CoopSeg")
-    for key in ("architecture", "preprocessing", "weights"):
+    version = metadata.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise BundleError(f"{path}: bundle format version {version!r} is not supported "
+                          f"(this CoopSeg reads versions {', '.join(map(str, READABLE_VERSIONS))}); update CoopSeg")
+    for key in (ARCHITECTURE_SECTIONS[version], "preprocessing", "weights"):
         if not isinstance(metadata.get(key), dict):
             raise BundleError(f"{path}: metadata has no {key!r} section")
     return metadata
@@ -128,7 +140,7 @@ def write_metadata_section(path: PathLike, key: str, value: Any) -> Path:
     """
     from CoopSegLib.atomic import write_atomically
 
-    if key in ("format", "format_version", "architecture", "preprocessing", "labels", "weights"):
+    if key in ("format", "format_version", "architecture", "network", "preprocessing", "labels", "weights"):
         raise BundleError(f"{path}: metadata section {key!r} describes the weights and cannot be replaced on its own")
     path = Path(path)
     metadata = read_metadata(path)
@@ -147,6 +159,22 @@ def recorded_subjects(metadata: Mapping[str, Any], part: str = "validation") -> 
     return list((training.get("data") or {}).get(f"{part}_subjects") or [])
 
 
+def network_config(metadata: Mapping[str, Any]) -> NetworkConfig:
+    """The architecture a bundle's metadata names: "network" (version 2), or the network settings of a version 1
+    bundle's "architecture" (its training settings are left out: inference needs none of them)."""
+    if metadata.get("format_version") == 1:
+        architecture = metadata["architecture"]
+        return NetworkConfig.from_dict({key: architecture[key] for key in NetworkConfig.keys() if key in architecture})
+    return NetworkConfig.from_dict(metadata["network"])
+
+
+def recorded_objective(metadata: Mapping[str, Any]) -> dict:
+    """The objective settings a bundle was trained with (learning rate, hard examples, ...); {} if not recorded."""
+    if metadata.get("format_version") == 1:
+        return {k: v for k, v in metadata["architecture"].items() if k not in NetworkConfig.keys()}
+    return dict((metadata.get("training") or {}).get("objective") or {})
+
+
 def load_bundle(path: PathLike, device: Union[str, torch.device] = "cpu") -> Bundle:
     """Load a bundle: verify the checksum, build the architecture it names, load the weights strictly."""
     path = Path(path)
@@ -157,14 +185,14 @@ def load_bundle(path: PathLike, device: Union[str, torch.device] = "cpu") -> Bun
     if file_sha256(weights) != metadata["weights"].get("sha256"):
         raise BundleError(f"{path}: checksum of {weights.name} does not match the metadata (corrupted or altered)")
     try:
-        config = CooperativeConfig.from_dict(metadata["architecture"])
+        config = network_config(metadata)
     except ConfigError as error:
         raise BundleError(f"{path}: architecture in the metadata is invalid: {error}") from None
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as error:  # the restricted unpickler refuses anything but tensors and plain containers
         raise BundleError(f"{path}: cannot read {weights.name} as plain weights ({error})") from None
-    model = CooperativeModel(config)
+    model = CoopSegModel(config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:

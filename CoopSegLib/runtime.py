@@ -1,12 +1,14 @@
 """Runtime policy shared by training and inference: which device to run on and whether to compute in bf16.
 
 One place decides both, so that a model trains and predicts under the same rules (``CooperativeTrainer`` and
-``Segmenter`` call these; neither imports the other for them).
+``Segmenter`` call these; neither imports the other for them). Devices are named as torch names them ("cuda");
+"gpu" is accepted from users as another word for it and never used inside.
 """
 
 from __future__ import annotations
 
-from typing import Union
+import contextlib
+from typing import ContextManager, Union
 
 import torch
 
@@ -14,6 +16,16 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N (gpu, gpu:N mean cuda, cuda:N)"
+
+
+def canonical_device_name(name: str) -> str:
+    """A device name as torch spells it: 'gpu' and 'gpu:N' (users' and older scenes' word) become 'cuda' / 'cuda:N'.
+
+    >>> canonical_device_name("GPU:1"), canonical_device_name("cpu")
+    ('cuda:1', 'cpu')
+    """
+    name = name.strip().lower()
+    return "cuda" + name[len("gpu"):] if name == "gpu" or name.startswith("gpu:") else name
 
 
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
@@ -25,11 +37,9 @@ def resolve_device(device: Union[str, torch.device]) -> torch.device:
     (device(type='cpu'), device(type='cpu'))
     """
     if isinstance(device, str):
-        name = device.strip().lower()
+        name = canonical_device_name(device)
         if name == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if name == "gpu" or name.startswith("gpu:"):
-            name = "cuda" + name[len("gpu"):]
         try:
             device = torch.device(name)
         except RuntimeError:  # torch's message lists every device type it was built to know
@@ -55,3 +65,10 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
             return torch.cuda.is_bf16_supported()
         return device.type == "cpu" and cpu_has_fast_bf16()
     return precision == "bf16"
+
+
+def numeric_context(device: torch.device, bf16: bool) -> ContextManager:
+    """The context of every forward pass on ``device``: bf16 autocast when ``bf16``, else nothing."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

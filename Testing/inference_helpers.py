@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from CoopSegLib.bundle import save_bundle
-from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel, CooperativeTrainer
+from CoopSegLib.cooperative import CooperativeConfig, CooperativeTrainer
+from CoopSegLib.networks import CoopSegModel
 from CoopSegLib.data.geometry import Volume
 from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.data.preprocess import prepare_image
@@ -43,7 +44,7 @@ def ring_volume(slices: int = 6, seed: int = 0, size: int = SIZE, spacing: float
 
 
 @functools.lru_cache(maxsize=None)
-def trained_model() -> CooperativeModel:
+def trained_model() -> CoopSegModel:
     """A small model trained briefly on ring volumes (standard training: L_std only, which is enough here)."""
     images, labels = [], []
     for seed in range(8):
@@ -82,6 +83,7 @@ def with_training_record(bundle, folder, train, validation, steps=100):
     metadata["training"] = {"run": path.name, "steps": steps, "weights_from_step": steps, "seed": 40,
                             "device": "cpu", "wall_time_s": 60.0,
                             "data": {"frames": ["ED", "ES"], "train_subjects": list(train),
-                                     "validation_subjects": list(validation)}}
+                                     "validation_subjects": list(validation)},
+                            "objective": CooperativeConfig().objective_dict()}
     (path / "metadata.json").write_text(json.dumps(metadata))
     return path

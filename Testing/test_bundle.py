@@ -3,8 +3,10 @@ import json
 import pytest
 import torch
 
-from CoopSegLib.bundle import BundleError, file_sha256, load_bundle, read_metadata, recorded_subjects, save_bundle
-from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel
+from CoopSegLib.bundle import (BundleError, file_sha256, load_bundle, network_config, read_metadata,
+                               recorded_objective, recorded_subjects, save_bundle)
+from CoopSegLib.networks import CoopSegModel, NetworkConfig
+from CoopSegLib.weights import DEFAULT_BUNDLE
 
 from conftest import SMALL_WIDTHS
 
@@ -14,7 +16,7 @@ PREPROCESSING = {"spacing_mm": 1.36719, "size": 32}
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return CooperativeModel(CooperativeConfig.variant("no_targeted", widths=SMALL_WIDTHS)).eval()
+    return CoopSegModel(NetworkConfig(widths=SMALL_WIDTHS)).eval()
 
 
 def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path, model, rings):
@@ -27,6 +29,28 @@ def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path, model, rin
     assert torch.equal(bundle.model.predict(images).refined, model.predict(images).refined)
     assert bundle.metadata["preprocessing"] == PREPROCESSING and bundle.metadata["training"] == {"steps": 3}
     assert bundle.metadata["labels"]["3"] == "RV cavity"
+
+
+def test_the_network_is_stored_apart_from_the_training_settings(tmp_path, model):
+    objective = {"learning_rate": 2e-4, "hard_examples": True}
+    path = save_bundle(tmp_path / "model", model, PREPROCESSING, training={"steps": 3, "objective": objective})
+    metadata = read_metadata(path)
+    assert metadata["format_version"] == 2 and "architecture" not in metadata
+    assert metadata["network"] == model.config.to_dict() and network_config(metadata) == model.config
+    assert recorded_objective(metadata) == objective
+
+
+def test_the_shipped_format_1_bundle_loads_its_weights_unchanged():
+    metadata = read_metadata(DEFAULT_BUNDLE)
+    assert metadata["format_version"] == 1 and "network" not in metadata  # as shipped: never rewritten
+    loaded = load_bundle(DEFAULT_BUNDLE).model.state_dict()
+    stored = torch.load(DEFAULT_BUNDLE / metadata["weights"]["file"], weights_only=True)
+    assert list(loaded) == list(stored)
+    assert all(torch.equal(loaded[key], stored[key].to(loaded[key].dtype)) for key in stored)
+    # The network settings come from its "architecture"; the training settings stay readable beside them.
+    assert network_config(metadata) == NetworkConfig(widths=(16, 32, 64, 128, 128), temperature=2.0)
+    assert recorded_objective(metadata)["learning_rate"] == metadata["architecture"]["learning_rate"]
+    assert "widths" not in recorded_objective(metadata)
 
 
 def test_float16_storage_is_smaller_and_close(tmp_path, model, rings):
@@ -52,7 +76,7 @@ def test_altered_weights_are_refused(tmp_path, model):
 def test_architecture_mismatch_is_refused_not_replaced_by_random_weights(tmp_path, model):
     path = save_bundle(tmp_path / "model", model, PREPROCESSING)
     metadata = json.loads((path / "metadata.json").read_text())
-    metadata["architecture"]["widths"] = [8, 16, 16, 32]
+    metadata["network"]["widths"] = [8, 16, 16, 32]
     (path / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(BundleError, match="do not match the architecture"):
         load_bundle(path)

@@ -153,7 +153,7 @@ def test_model_problems_stop_the_command_with_status_2(tmp_path, bundle, good_in
     broken = tmp_path / "broken.coopseg"
     shutil.copytree(bundle, broken)
     metadata = json.loads((broken / "metadata.json").read_text())
-    metadata["architecture"]["widths"] = [8, 16, 16, 32]
+    metadata["network"]["widths"] = [8, 16, 16, 32]
     (broken / "metadata.json").write_text(json.dumps(metadata))
     out = tmp_path / "out"
     assert main(["segment", str(good), "--output-dir", str(out), "--model", str(broken), "--device", "cpu"]) == 2

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from CoopSegLib import runtime
-from CoopSegLib.cooperative import (VARIANTS, CooperativeConfig, CooperativeModel, CooperativeTrainer,
+from CoopSegLib.cooperative import (VARIANTS, CooperativeConfig, CooperativeObjective, CooperativeTrainer,
                                     reconstruction_loss, resolve_device, segmentation_loss)
 from CoopSegLib.errors import ConfigError
 
@@ -12,8 +12,8 @@ STD_TERMS = {"std/rec", "std/seg", "std/shp_pred", "std/shp_gt"}
 HARD_TERMS = {"hard/rec", "hard/seg", "hard/shp_pred", "hard/shp_corrupt"}
 
 
-def ftn_gradient_norm(model):
-    return sum(p.grad.abs().sum().item() for p in model.ftn.parameters() if p.grad is not None)
+def ftn_gradient_norm(objective):
+    return sum(p.grad.abs().sum().item() for p in objective.model.ftn.parameters() if p.grad is not None)
 
 
 @pytest.mark.parametrize("term", ["std/shp_pred", "hard/shp_pred"])
@@ -22,11 +22,11 @@ def test_shape_loss_trains_the_ftn_only_in_cooperative_mode(term, rings):
     norms = {}
     for variant in ("cooperative", "separate"):
         torch.manual_seed(0)
-        model = CooperativeModel(CooperativeConfig.variant(variant, widths=SMALL_WIDTHS)).train()
-        loss = model(images, labels)
+        objective = CooperativeObjective(CooperativeConfig.variant(variant, widths=SMALL_WIDTHS)).train()
+        loss = objective(images, labels)
         loss.terms[term].backward()
-        norms[variant] = ftn_gradient_norm(model)
-        assert sum(p.grad.abs().sum().item() for p in model.stn.parameters()) > 0  # the STN learns either way
+        norms[variant] = ftn_gradient_norm(objective)
+        assert sum(p.grad.abs().sum().item() for p in objective.model.stn.parameters()) > 0  # the STN learns either way
     assert norms["cooperative"] > 0
     assert norms["separate"] == 0
 
@@ -34,20 +34,20 @@ def test_shape_loss_trains_the_ftn_only_in_cooperative_mode(term, rings):
 def test_corrupted_segmentation_term_sends_no_gradient_to_the_ftn(rings):
     images, labels = rings
     torch.manual_seed(0)
-    model = CooperativeModel(CooperativeConfig(widths=SMALL_WIDTHS)).train()
-    model(images, labels).terms["hard/shp_corrupt"].backward()
-    assert ftn_gradient_norm(model) == 0
+    objective = CooperativeObjective(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS)).train()
+    objective(images, labels).terms["hard/shp_corrupt"].backward()
+    assert ftn_gradient_norm(objective) == 0
 
 
 def test_objective_has_the_papers_terms_and_sums_them(rings):
     images, labels = rings
     torch.manual_seed(0)
-    config = CooperativeConfig(widths=SMALL_WIDTHS, reconstruction_weight=0.5)
-    loss = CooperativeModel(config).train()(images, labels)
+    config = CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS, reconstruction_weight=0.5)
+    loss = CooperativeObjective(config).train()(images, labels)
     assert set(loss.terms) == STD_TERMS | HARD_TERMS
     expected = sum((0.5 if k.endswith("/rec") else 1.0) * v for k, v in loss.terms.items())
     assert torch.allclose(loss.total, expected)
-    standard = CooperativeModel(CooperativeConfig.variant("standard", widths=SMALL_WIDTHS)).train()(images, labels)
+    standard = CooperativeObjective(CooperativeConfig.variant("standard", widths=SMALL_WIDTHS)).train()(images, labels)
     assert set(standard.terms) == STD_TERMS and standard.hard is None
 
 
@@ -55,20 +55,20 @@ def test_hard_terms_are_computed_on_the_hard_examples_not_the_clean_images(rings
     images, labels = rings
     torch.manual_seed(0)
     # Hard channel masks of up to every channel, and no input noise: x_hat is far from x, and "clean" is exactly x.
-    config = CooperativeConfig(widths=SMALL_WIDTHS, masking_schemes=("channel",), max_mask_fraction=1.0,
-                               soft_masking=False, input_noise_std=0.0)
-    model = CooperativeModel(config).train()
-    loss = model(images, labels)
+    config = CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS, masking_schemes=("channel",),
+                                       max_mask_fraction=1.0, soft_masking=False, input_noise_std=0.0)
+    objective = CooperativeObjective(config).train()
+    loss = objective(images, labels)
     x_hat = loss.hard.image
     assert (x_hat - images).abs().mean() > 0.1
 
     def hard_terms(x):
         # Training-mode BatchNorm normalises with the batch's own statistics and the networks have no dropout, so
         # a second forward of the same input gives the objective's own numbers.
-        on_x = model.ftn(x)
+        on_x = objective.model.ftn(x)
         return {"hard/rec": reconstruction_loss(on_x.reconstruction, images),  # the target stays the clean image
                 "hard/seg": segmentation_loss(on_x.logits, labels),
-                "hard/shp_pred": model.shape_loss(on_x.logits, labels, to_ftn=True)}
+                "hard/shp_pred": objective.shape_loss(on_x.logits, labels, to_ftn=True)}
 
     with torch.no_grad():
         on_hard, on_clean = hard_terms(x_hat), hard_terms(images)
@@ -96,7 +96,7 @@ def test_bf16_steps_keep_float32_weights_and_track_the_fp32_steps(rings):
     runs = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        trainer = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), precision=precision)
+        trainer = CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), precision=precision)
         assert trainer.bf16 == (precision == "bf16")
         logit_dtypes = []
         trainer.model.ftn.register_forward_hook(lambda module, args, out: logit_dtypes.append(out.logits.dtype))
@@ -119,8 +119,8 @@ def test_bf16_steps_keep_float32_weights_and_track_the_fp32_steps(rings):
 
 def test_variants_select_the_table_2_settings():
     assert CooperativeConfig.variant("no_targeted").masking_schemes == ("dropout",)
-    assert CooperativeConfig.variant("shared_code_a").code_sharing == "image"
-    assert CooperativeConfig.variant("shared_code_b").code_sharing == "shape"
+    assert CooperativeConfig.variant("shared_code_a").network.code_sharing == "image"
+    assert CooperativeConfig.variant("shared_code_b").network.code_sharing == "shape"
     assert not CooperativeConfig.variant("separate").cooperative_gradients
     assert not CooperativeConfig.variant("standard").hard_examples
     assert CooperativeConfig.variant("cooperative") == CooperativeConfig()
@@ -130,7 +130,7 @@ def test_bad_settings_fail_with_a_message_naming_the_key():
     with pytest.raises(ConfigError, match="learning_rat"):
         CooperativeConfig.from_dict({"learning_rat": 1e-3})
     with pytest.raises(ConfigError, match="code_sharing"):
-        CooperativeConfig(code_sharing="everything")
+        CooperativeConfig.from_dict({"code_sharing": "everything"})
     with pytest.raises(ConfigError, match="masking_schemes"):
         CooperativeConfig(masking_schemes=("dropout", "cutmix"))
     with pytest.raises(ConfigError, match="unknown method variant"):
@@ -142,25 +142,26 @@ def test_bad_settings_fail_with_a_message_naming_the_key():
 def test_state_dict_round_trip_and_architecture_mismatch(rings):
     images, labels = rings
     torch.manual_seed(0)
-    trainer = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), precision="fp32")
+    trainer = CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), precision="fp32")
     trainer.train_step(images, labels)
-    restored = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), precision="fp32")
+    restored = CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), precision="fp32")
     restored.load_state_dict(trainer.state_dict())
     assert restored.step == 1
     assert torch.equal(restored.predict(images).refined, trainer.predict(images).refined)
-    slower = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS, learning_rate=1e-5), precision="fp32")
+    slower = CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS, learning_rate=1e-5),
+                                precision="fp32")
     slower.load_state_dict(trainer.state_dict())
     assert [group["lr"] for group in slower.optimizer.param_groups] == [1e-5]  # the new settings' rate, not the saved
     assert torch.equal(slower.optimizer.state_dict()["state"][0]["exp_avg"],
                        trainer.optimizer.state_dict()["state"][0]["exp_avg"])  # Adam's moments carry over
-    other = CooperativeTrainer(CooperativeConfig(widths=(8, 16, 16, 32)), precision="fp32")
+    other = CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=(8, 16, 16, 32)), precision="fp32")
     with pytest.raises(RuntimeError, match="size mismatch"):
         other.load_state_dict(trainer.state_dict())
 
 
 def test_device_policy_lives_in_runtime_and_cooperative_still_exports_it():
     assert resolve_device is runtime.resolve_device  # existing user code imports it from CoopSegLib.cooperative
-    assert CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), precision="bf16").bf16
+    assert CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), precision="bf16").bf16
     assert not runtime.uses_bf16("fp32", runtime.resolve_device("cpu"))
 
 
@@ -168,4 +169,4 @@ def test_asking_for_cuda_without_it_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(RuntimeError, match="no CUDA device"):
-        CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), device="cuda")
+        CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), device="cuda")

@@ -13,7 +13,7 @@ def train_two_steps(rank: int, world_size: int, init_file: str, results: str) ->
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
-        trainer = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), precision="fp32")
+        trainer = CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), precision="fp32")
         trainer.wrap_distributed()
         images, labels = ring_slices(4, 32, seed=rank)  # each rank sees its own shard
         for _ in range(2):
@@ -35,5 +35,5 @@ def test_two_gloo_processes_keep_identical_weights(tmp_path):
     assert torch.equal(rank0, rank1)  # gradients were averaged: both ranks took the same Adam steps
     torch.manual_seed(100)
     initial = torch.cat([p.detach().flatten() for p in CooperativeTrainer(
-        CooperativeConfig(widths=SMALL_WIDTHS), precision="fp32").model.parameters()])
+        CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), precision="fp32").model.parameters()])
     assert not torch.equal(rank0, initial) and torch.isfinite(torch.tensor(outcome["loss"]))

@@ -1,13 +1,9 @@
 import pytest
 import torch
 
-from CoopSegLib.cooperative import (
-    CooperativeConfig,
-    CooperativeModel,
-    frozen_batchnorm_statistics,
-    generate_hard_examples,
-)
+from CoopSegLib.cooperative import frozen_batchnorm_statistics, generate_hard_examples
 from CoopSegLib.masking import LatentMasker
+from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
 from conftest import SMALL_WIDTHS
 
@@ -20,7 +16,7 @@ def batchnorm_state(module):
 def test_generation_leaves_parameters_and_batchnorm_statistics_untouched(scheme, rings):
     torch.manual_seed(0)
     images, labels = rings
-    model = CooperativeModel(CooperativeConfig(widths=SMALL_WIDTHS)).train()
+    model = CoopSegModel(NetworkConfig(widths=SMALL_WIDTHS)).train()
     easy = model.ftn(images)
     before = batchnorm_state(model)
     hard = generate_hard_examples(model.ftn, LatentMasker(schemes=(scheme,)), easy.z_i, easy.z_s, images, labels)
@@ -36,13 +32,13 @@ def test_generation_leaves_parameters_and_batchnorm_statistics_untouched(scheme,
 def test_masking_changes_the_decoded_examples(rings):
     torch.manual_seed(0)
     images, labels = rings
-    model = CooperativeModel(CooperativeConfig(widths=SMALL_WIDTHS)).train()
+    model = CoopSegModel(NetworkConfig(widths=SMALL_WIDTHS)).train()
     easy = model.ftn(images)
     with frozen_batchnorm_statistics(model.ftn), torch.no_grad():
         clean = model.ftn.reconstruct(easy.z_i)
     # p drawn near the top of its range so that the masks surely bite
-    hard = generate_hard_examples(model.ftn, LatentMasker(schemes=("channel",), max_fraction=1.0, soft=False),
-                                  easy.z_i, easy.z_s, images, labels)
+    masker = LatentMasker(schemes=("channel",), max_mask_fraction=1.0, soft_masking=False)
+    hard = generate_hard_examples(model.ftn, masker, easy.z_i, easy.z_s, images, labels)
     assert round(hard.image_fraction * SMALL_WIDTHS[-1]) >= 1  # (seeded) at least one channel masked
     assert not torch.allclose(hard.image, clean)
 

@@ -19,7 +19,7 @@ def test_cooperative_training_learns_toy_slices():
     torch.manual_seed(0)
     train_images, train_labels = ring_slices(64, 32, seed=0)
     test_images, test_labels = ring_slices(16, 32, seed=1)
-    trainer = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS, learning_rate=3e-3))
+    trainer = CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS, learning_rate=3e-3))
     before = trainer.predict(test_images)
     dice_before = mean_foreground_dice(before.initial, test_labels)
     losses = []

@@ -46,7 +46,7 @@ def test_targeted_channel_mask_hits_the_channels_with_the_largest_gradient_magni
         weights[n, channel] = value
     gradient = task_gradient(z, lambda code: code, linear_loss(weights))
     assert torch.equal(gradient, weights)
-    masked = z * targeted_channel_mask(gradient, p=0.2, soft=False)  # round(0.2 * 10) = 2 channels
+    masked = z * targeted_channel_mask(gradient, p=0.2, soft_masking=False)  # round(0.2 * 10) = 2 channels
     zero_channels = [set(torch.nonzero((masked[n] == 0).all(dim=(1, 2))).flatten().tolist()) for n in range(2)]
     assert zero_channels == [{2, 7}, {0, 9}]
     untouched = masked != 0
@@ -62,7 +62,7 @@ def test_targeted_spatial_mask_hits_the_positions_with_the_largest_gradient_magn
     weights[0, :, 0, 0] = 0.1
     gradient = task_gradient(z, lambda code: code, linear_loss(weights))
     p = 0.12  # round(0.12 * 25) = 3 positions
-    masked = z * targeted_spatial_mask(gradient, p, soft=False)
+    masked = z * targeted_spatial_mask(gradient, p, soft_masking=False)
     zero_positions = set(map(tuple, torch.nonzero((masked[0] == 0).all(dim=0)).tolist()))
     assert zero_positions == {(1, 3), (4, 0), (2, 2)}
     assert masked_count(p, 25) == 3
@@ -72,7 +72,7 @@ def test_targeted_spatial_mask_hits_the_positions_with_the_largest_gradient_magn
 def test_soft_masks_scale_by_one_factor_below_a_half(make_mask):
     z = positive_code((4, 16, 6, 6))
     gradient = torch.randn(z.shape, generator=torch.Generator().manual_seed(3))
-    mask = make_mask(gradient, 0.4, soft=True, generator=torch.Generator().manual_seed(4))
+    mask = make_mask(gradient, 0.4, soft_masking=True, generator=torch.Generator().manual_seed(4))
     masked = z * mask
     for n in range(4):
         mask_n = mask[n].expand_as(z[n])
@@ -97,7 +97,7 @@ def test_a_given_soft_factor_is_used_as_is(make_mask):
 @pytest.mark.parametrize("p", [0.05, 0.3, 0.5])
 def test_targeted_masks_cover_exactly_the_fraction(make_mask, units, p):
     gradient = torch.randn(3, 16, 6, 6, generator=torch.Generator().manual_seed(5))
-    mask = make_mask(gradient, p, soft=False)
+    mask = make_mask(gradient, p, soft_masking=False)
     assert ((mask == 0).flatten(1).sum(1) == round(p * units)).all()
 
 

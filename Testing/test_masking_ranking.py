@@ -22,11 +22,12 @@ def test_expected_loss_ranking_picks_the_units_whose_removal_raises_the_loss():
     code[0, 1], code[0, 2] = 4.0, 1.0
     assert channel_saliency(gradient).argmax() == 0
     assert channel_saliency(gradient, code, "expected_loss").argmax() == 1
-    mask = targeted_channel_mask(gradient, 1 / 3, soft=False, code=code, ranking="expected_loss")
+    mask = targeted_channel_mask(gradient, 1 / 3, soft_masking=False, code=code, ranking="expected_loss")
     assert mask.flatten().tolist() == [1.0, 0.0, 1.0]
     with pytest.raises(ValueError, match="needs the code"):
         targeted_channel_mask(gradient, 0.5, ranking="expected_loss")
-    assert targeted_spatial_mask(gradient, 0.25, soft=False, code=code, ranking="expected_loss").dtype == torch.float32
+    spatial = targeted_spatial_mask(gradient, 0.25, soft_masking=False, code=code, ranking="expected_loss")
+    assert spatial.dtype == torch.float32
 
 
 def test_scores_are_float32_for_bf16_codes():
@@ -51,7 +52,7 @@ def test_on_a_trained_model_targeted_masks_raise_the_task_loss_more_than_random_
     clean = loss_with(torch.ones_like(z_s[:, :1]))
     for p in (0.1, 0.3):
         dropout = sum(loss_with(random_dropout_mask(z_s, p, torch.Generator().manual_seed(s))) for s in range(8)) / 8
-        magnitude = loss_with(targeted_channel_mask(gradient, p, soft=False))
-        expected = loss_with(targeted_channel_mask(gradient, p, soft=False, code=z_s, ranking="expected_loss"))
+        magnitude = loss_with(targeted_channel_mask(gradient, p, soft_masking=False))
+        expected = loss_with(targeted_channel_mask(gradient, p, soft_masking=False, code=z_s, ranking="expected_loss"))
         assert expected > dropout > clean, (p, clean, dropout, magnitude, expected)
         assert expected >= magnitude, (p, magnitude, expected)

@@ -1,6 +1,7 @@
 """segment(second_look=True): a flagged result gets a second pass on a blurred input, kept only when it scores
 higher on the quality estimate; an unflagged one is returned as it was."""
 
+import nibabel as nib
 import numpy as np
 
 from CoopSegLib.cli import main
@@ -20,7 +21,7 @@ def mean_dice(labels, reference):
 
 
 @needs_acdc
-def test_second_look_rescues_a_spiked_volume_and_leaves_a_clean_one_alone(tmp_path):
+def test_second_look_rescues_a_spiked_volume_and_leaves_a_clean_one_alone():
     segmenter = Segmenter(device="cpu")
     cases = {case.key: case for case in build_test_sets(ACDC_ROOT, ["clean", "spike"], [SUBJECT])}
     spiked = cases[f"{SUBJECT}_ES_spike_2"]
@@ -40,7 +41,6 @@ def test_second_look_rescues_a_spiked_volume_and_leaves_a_clean_one_alone(tmp_pa
 @needs_acdc
 def test_segment_command_takes_the_second_look(tmp_path):
     (spiked,) = [c for c in build_test_sets(ACDC_ROOT, ["spike"], [SUBJECT]) if c.key.endswith("_spike_2")]
-    import nibabel as nib
     source = tmp_path / "spiked.nii.gz"
     nib.save(nib.Nifti1Image(spiked.image.array.astype(np.float32), spiked.image.affine), source)
     for flag, folder in (([], "plain"), (["--second-look"], "looked")):

@@ -10,7 +10,7 @@ from data_helpers import REPO
 from slicer_helpers import slicer
 
 from CoopSegMRML.terminology import (
-    STRUCTURES,
+    SLICER_STRUCTURES,
     TERMINOLOGY_CONTEXT,
     TERMINOLOGY_FILE,
     load_terminology,
@@ -29,7 +29,7 @@ def test_the_terminology_file_holds_every_structure():
     assert content["SegmentationCategoryTypeContextName"] == TERMINOLOGY_CONTEXT
     offered = {(c["CodingSchemeDesignator"], c["CodeValue"], t["CodingSchemeDesignator"], t["CodeValue"])
                for c in content["SegmentationCodes"]["Category"] for t in c["Type"]}
-    for structure in STRUCTURES:
+    for structure in SLICER_STRUCTURES:
         parts = structure.terminology.split("~")
         assert parts[0] == TERMINOLOGY_CONTEXT
         assert codes(parts[1]) + codes(parts[2]) in offered, structure.name
@@ -40,7 +40,7 @@ def test_the_file_loads_into_slicers_terminologies_logic_and_resolves_each_entry
     logic = slicer.vtkSlicerTerminologiesModuleLogic()
     assert load_terminology(logic) == TERMINOLOGY_CONTEXT
     assert load_terminology(logic) == TERMINOLOGY_CONTEXT  # loaded once, found the second time
-    for structure in STRUCTURES:
+    for structure in SLICER_STRUCTURES:
         entry = slicer.vtkSlicerTerminologyEntry()
         assert logic.DeserializeTerminologyEntry(structure.terminology, entry), structure.name
         assert entry.GetTypeObject().GetCodeValue() == codes(structure.terminology.split("~")[2])[1]
@@ -48,9 +48,9 @@ def test_the_file_loads_into_slicers_terminologies_logic_and_resolves_each_entry
 
 def test_the_tag_round_trips_on_a_segment():
     segment = slicer.vtkSegment()
-    assert segment_terminology(segment) != STRUCTURES[1].terminology  # a new segment has Slicer's default
-    set_terminology(segment, STRUCTURES[1].terminology)
-    assert segment_terminology(segment) == STRUCTURES[1].terminology
+    assert segment_terminology(segment) != SLICER_STRUCTURES[1].terminology  # a new segment has Slicer's default
+    set_terminology(segment, SLICER_STRUCTURES[1].terminology)
+    assert segment_terminology(segment) == SLICER_STRUCTURES[1].terminology
     assert "SCT^74281007^Myocardium" in segment_terminology(segment)
 
 

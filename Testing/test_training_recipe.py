@@ -94,7 +94,8 @@ def test_the_bundle_holds_the_weight_average_not_the_last_weights(tmp_path):
 
 
 def test_weight_average_follows_the_weights_at_its_decay():
-    trainer = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), "cpu", "fp32", ema_decay=0.75)
+    config = CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS)
+    trainer = CooperativeTrainer(config, "cpu", "fp32", ema_decay=0.75)
     images, labels = ring_slices(4, 32, seed=2)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.train_step(images, labels)  # the first update copies the weights
@@ -106,7 +107,7 @@ def test_weight_average_follows_the_weights_at_its_decay():
     # Two updates: a = w1, then a = 0.75 w1 + 0.25 w2; w1 is not kept, but a lies strictly between w1 and w2.
     assert not torch.allclose(average[layer], after[layer])
     # A checkpoint written without averaging (an older run) resumes with the average starting at its weights.
-    plain = CooperativeTrainer(CooperativeConfig(widths=SMALL_WIDTHS), "cpu", "fp32")
+    plain = CooperativeTrainer(config, "cpu", "fp32")
     plain.train_step(images, labels)
     trainer.load_state_dict(plain.state_dict())
     trainer.train_step(images, labels)
@@ -119,7 +120,7 @@ def test_a_run_can_start_from_a_bundle(tmp_path, bundle):
     settings = tiny_settings("train.steps=1", "validation.every=0", "log.tensorboard=false",
                              "method.learning_rate=1e-12", f"train.init_from={bundle}")
     source = load_bundle(bundle).model
-    assert source.config.widths == settings.method.config().widths
+    assert source.config == settings.method.config().network
     run_training(settings, tmp_path / "r", say=lambda _: None)
     trained = model_state(tmp_path / "r")
     for name, value in source.named_parameters():

@@ -76,7 +76,8 @@ def test_default_command_trains_writes_a_bundle_and_says_how_to_use_it(tmp_path)
     bundle = load_bundle(bundle_path)
     assert bundle.metadata["preprocessing"]["size"] == 48
     assert bundle.metadata["training"]["steps"] == 4 and bundle.metadata["training"]["run"] == "phantom_default"
-    assert tuple(bundle.metadata["architecture"]["widths"]) == SMALL_WIDTHS
+    assert tuple(bundle.metadata["network"]["widths"]) == SMALL_WIDTHS and "architecture" not in bundle.metadata
+    assert bundle.metadata["training"]["objective"]["hard_examples"]  # the training settings, apart from the network
     # The bundle holds the best validated weights: scoring them again gives the Dice recorded for that step.
     best = bundle.metadata["training"]["weights_from_step"]
     rows = list(csv.DictReader(open(run_dir / "validation.csv")))
@@ -175,7 +176,7 @@ def test_every_shipped_config_takes_a_step_on_the_phantom(config, tmp_path):
     outcome = run_training(settings, tmp_path / config, say=lambda _: None)
     assert outcome.step == 1 and outcome.bundle is not None
     bundle = load_bundle(outcome.bundle)
-    assert bundle.model.config == settings.method.config()
+    assert bundle.model.config == settings.method.config().network
     volume = prepare_case(phantom_cases(1, seed=50)[0], settings.data.spacing_mm, 64)
     prediction = bundle.model.predict(torch.from_numpy(volume.image[:2, None]))
     assert prediction.refined.shape == (2, 4, 64, 64) and torch.isfinite(prediction.refined).all()
@@ -205,11 +206,11 @@ def test_bundle_from_training_predicts_as_the_trainer_validated(tmp_path):
     assert len(volumes) == 2  # ED and ES of the held-out subject
 
     class BundleTrainer:  # validate() needs only predict() and config: score the loaded bundle the same way
-        config = bundle.model.config
+        config = settings.method.config()
 
         @staticmethod
-        def predict(images):
-            return bundle.model.predict(images)
+        def predict(images, stage):
+            return bundle.model.predict(images, stage)
 
     assert validate(BundleTrainer, volumes).row() == pytest.approx(outcome.best.row(), abs=1e-3, nan_ok=True)
 

@@ -17,7 +17,7 @@ def test_defaults_are_the_phantom_run_and_overrides_apply_with_types():
     assert settings.train.steps == 12 and isinstance(settings.train.steps, int)
     config = settings.method.config()
     assert config.learning_rate == pytest.approx(1e-3)  # YAML reads 1e-3 as text; it becomes a float
-    assert config.widths == (8, 16, 32) and settings.train.channels_last is False
+    assert config.network.widths == (8, 16, 32) and settings.train.channels_last is False
 
 
 def test_round_trip_through_to_dict_keeps_every_value():

@@ -177,7 +177,7 @@ def step_seconds(run: Run) -> float:
 
 
 def recorded_training(bundle: Path) -> dict:
-    from CoopSegLib.bundle import read_metadata
+    from CoopSegLib.bundle import read_metadata, recorded_objective
 
     if not bundle.is_dir():
         raise CoopSegError(f"{bundle}: no bundle; the run did not finish (see its log)")
@@ -295,13 +295,13 @@ def document(runs: Sequence[Run], rows: Dict[str, list], manifest: dict, plan: d
     lines += [f"- Test subjects ({len(tests)}, in no fold's training or validation): {', '.join(tests)}", "",
               "| run | configuration | seed | steps | paper's steps | weights from step | Adam lr | device | "
               "wall time | notes |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
-    from CoopSegLib.bundle import read_metadata
+    from CoopSegLib.bundle import read_metadata, recorded_objective
 
     for run in runs:
         meta = read_metadata(run.bundle)
         record = meta["training"]
         lines.append(f"| {run.name} | {run.config} | {run.seed} | {record['steps']} | {plan['paper_steps']} | "
-                     f"{record['weights_from_step']} | {meta['architecture']['learning_rate']:g} | "
+                     f"{record['weights_from_step']} | {recorded_objective(meta)['learning_rate']:g} | "
                      f"{record['device']} | {record['wall_time_s'] / 60:.1f} min | {'; '.join(run.notes)} |")
     lines += ["", "## Regenerate", "", "```", *plan["commands"], "```", "",
               "Every Dice score (per seed, method, case, stage and structure) is in `table1.csv`.", ""]

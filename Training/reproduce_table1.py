@@ -20,7 +20,7 @@ from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from CoopSegLib.bundle import read_metadata  # noqa: E402
+from CoopSegLib.bundle import read_metadata, recorded_objective  # noqa: E402
 from CoopSegLib.errors import CoopSegError  # noqa: E402
 
 PROTOCOL_KEYS = ("steps", "seed")  # with the training and validation subjects, what both runs must share
@@ -64,7 +64,7 @@ def document(table: str, comparison, protocol: dict, metadata: dict, subjects: L
     limit = f" --max-subjects {args.max_subjects}" if args.max_subjects else ""
     rows = []
     for name, meta in metadata.items():
-        record, config = meta["training"], meta["architecture"]
+        record, config = meta["training"], recorded_objective(meta)
         rows.append(f"| {name} | {record['run']} | {record['steps']} | {record['weights_from_step']} | "
                     f"{config['learning_rate']:g} | {record['device']} | {record['wall_time_s'] / 60:.0f} min |")
     return f"""# Table 1, reproduced with CoopSeg's code: standard vs cooperative training

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from machine import machine_fields  # noqa: E402  (bench/machine.py)
 from CoopSegLib.bundle import save_bundle  # noqa: E402
-from CoopSegLib.cooperative import CooperativeConfig, CooperativeModel  # noqa: E402
+from CoopSegLib.networks import CoopSegModel  # noqa: E402
 from CoopSegLib.data.geometry import MODEL_SIZE, MODEL_SPACING  # noqa: E402
 from CoopSegLib.data.images import read_image  # noqa: E402
 from CoopSegLib.inference.engine import Segmenter  # noqa: E402
@@ -45,7 +45,7 @@ def synchronise(device: torch.device) -> None:
 
 def random_bundle(folder: Path) -> Path:
     torch.manual_seed(0)
-    model = CooperativeModel(CooperativeConfig())
+    model = CoopSegModel()
     return save_bundle(folder / "random.coopseg", model, {"spacing_mm": MODEL_SPACING, "size": MODEL_SIZE})
 
 
@@ -98,7 +98,7 @@ def main() -> None:
         # The segment step split into its parts once more, for the record (not part of the median above).
         prepared = segmenter.prepare(image.array, image.affine)
         t0 = time.perf_counter()
-        segmenter.logits(prepared.slices, args.stage)
+        segmenter.predict(prepared.slices, args.stage)
         synchronise(device)
         network_s = time.perf_counter() - t0
 

@@ -25,13 +25,13 @@ sys.path.insert(1, str(REPO))  # CoopSegLib, from a checkout without installing
 from CoopSegLib.bundle import read_metadata, recorded_subjects  # noqa: E402
 from CoopSegLib.pictures import busiest_slice, heart_window, legend, pyplot, show_slice  # noqa: E402
 from CoopSegLib.weights import default_bundle  # noqa: E402
-from CoopSegMRML import STRUCTURES, CoopSegSceneLogic  # noqa: E402
+from CoopSegMRML import SLICER_STRUCTURES, CoopSegSceneLogic  # noqa: E402
 from CoopSegMRML.headless import headless_scene, load_volume  # noqa: E402
 from CoopSegMRML.segmentations import labels_from_segmentation  # noqa: E402
 from CoopSegMRML.volumes import volume_image  # noqa: E402
 
-COLOURS = {s.code: s.color for s in STRUCTURES}  # the segment colours the module gives its nodes
-NAMES = {s.code: s.name for s in STRUCTURES}
+COLOURS = {s.code: s.color for s in SLICER_STRUCTURES}  # the segment colours the module gives its nodes
+NAMES = {s.code: s.name for s in SLICER_STRUCTURES}
 
 
 def show(axis, image, labels=None, title=""):

@@ -32,6 +32,7 @@ from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices
 from CoopSegLib.inference import Segmenter, preview_hard_example
 from CoopSegLib.inference.worker import command
+from CoopSegLib.runtime import canonical_device_name
 from CoopSegLib.weights import default_bundle, has_default_bundle
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
 from CoopSegMRML.quality import QualityEstimate, read_quality
@@ -40,7 +41,7 @@ from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_ta
 from CoopSegMRML.volumes import volume_image
 from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, Launcher, Status, WorkerProcess
 
-DEVICES = {"auto": "auto", "cpu": "cpu", "gpu": "cuda"}  # GUI choice -> torch device string
+DEVICES = ("auto", "cpu", "cuda")  # the GUI's choices, as torch names them ("gpu", from older scenes, means cuda)
 STAGE_TITLES = {"initial": "initial (FTN)", "refined": "refined (FTN+STN)"}
 ROLE_ATTRIBUTE = "CoopSeg.Role"
 RUN_ATTRIBUTE = "CoopSeg.Run"
@@ -120,9 +121,10 @@ class CoopSegSceneLogic:
 
     @staticmethod
     def _device(device: str) -> str:
-        if device not in DEVICES:
+        name = canonical_device_name(device)
+        if name not in DEVICES:
             raise CoopSegError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-        return DEVICES[device]
+        return name
 
     def segmenter(self, model: str = "", device: str = "auto") -> Segmenter:
         """The model bundle folder ``model`` ("" = the shipped default) loaded in this process on ``device``

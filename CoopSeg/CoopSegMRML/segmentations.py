@@ -10,7 +10,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from CoopSegMRML.terminology import STRUCTURES, set_terminology
+from CoopSegMRML.terminology import SLICER_STRUCTURES, set_terminology
 from CoopSegMRML.volumes import ijk_to_ras
 
 VTK_UNSIGNED_CHAR = 3
@@ -32,7 +32,7 @@ def fill_segmentation(segmentation_node, labels: np.ndarray, affine: np.ndarray)
     """Replace the node's segments with one per structure, each filled from ``labels == code`` (empty if absent)."""
     segmentation = segmentation_node.GetSegmentation()
     segmentation.RemoveAllSegments()
-    for structure in STRUCTURES:
+    for structure in SLICER_STRUCTURES:
         segment_id = segmentation.AddEmptySegment(structure.segment_id, structure.name, structure.color)
         set_terminology(segmentation.GetSegment(segment_id), structure.terminology)
         slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
@@ -79,7 +79,7 @@ def labels_from_segmentation(segmentation_node, reference_volume,
     """The node's segments as a label map (uint8, indexed I, J, K) on ``reference_volume``'s grid. ``codes`` maps
     segment IDs to label codes (default: CoopSeg's three structures); a segment the user deleted counts as empty.
     Reads the segments as they are now, so edits made in the Segment Editor count."""
-    codes = codes if codes is not None else {s.segment_id: s.code for s in STRUCTURES}
+    codes = codes if codes is not None else {s.segment_id: s.code for s in SLICER_STRUCTURES}
     segmentation = segmentation_node.GetSegmentation()
     present = [segment_id for segment_id in codes if segmentation.GetSegment(segment_id) is not None]
     dimensions = reference_volume.GetImageData().GetDimensions()

@@ -9,7 +9,7 @@ import numpy as np
 import vtk
 
 from CoopSegLib.evaluation.indices import ClinicalIndices, compare_indices, voxel_volume_ml
-from CoopSegMRML.terminology import STRUCTURES
+from CoopSegMRML.terminology import SLICER_STRUCTURES
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -42,7 +42,7 @@ def segment_volume_rows(initial: np.ndarray, refined: np.ndarray, affine: np.nda
     """(segment name, initial mL, refined mL, Dice initial vs refined) for each structure."""
     voxel = voxel_volume_ml(affine)
     rows = []
-    for structure in STRUCTURES:
+    for structure in SLICER_STRUCTURES:
         a, b = initial == structure.code, refined == structure.code
         rows.append((structure.name, np.count_nonzero(a) * voxel, np.count_nonzero(b) * voxel, dice(a, b)))
     return rows

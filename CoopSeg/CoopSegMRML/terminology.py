@@ -42,7 +42,7 @@ class Structure:
     terminology: str
 
 
-STRUCTURES: Tuple[Structure, ...] = (
+SLICER_STRUCTURES: Tuple[Structure, ...] = (
     Structure(1, "LV_cavity", "LV cavity", (0.89, 0.26, 0.20),
               terminology_entry(ANATOMICAL_STRUCTURE, LEFT_VENTRICLE)),
     Structure(2, "LV_myocardium", "LV myocardium", (0.95, 0.77, 0.21),

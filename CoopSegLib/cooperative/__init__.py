@@ -1,9 +1,12 @@
-"""Cooperative training: losses, hard-example generation, the cooperative objective and the trainer."""
+"""Cooperative training: losses, hard-example generation, the cooperative objective, its settings and the trainer.
+
+The networks and the model they make up live in ``CoopSegLib.networks``; this package only trains them.
+"""
 
 from CoopSegLib.cooperative.config import VARIANTS, CooperativeConfig
 from CoopSegLib.cooperative.hard_examples import HardExamples, frozen_batchnorm_statistics, generate_hard_examples
 from CoopSegLib.cooperative.losses import reconstruction_loss, segmentation_loss
-from CoopSegLib.cooperative.model import CooperativeLoss, CooperativeModel, Prediction
+from CoopSegLib.cooperative.objective import CooperativeLoss, CooperativeObjective
 from CoopSegLib.cooperative.trainer import CooperativeTrainer
 from CoopSegLib.runtime import resolve_device  # its home is CoopSegLib.runtime; kept here for existing callers
 
@@ -11,10 +14,9 @@ __all__ = [
     "VARIANTS",
     "CooperativeConfig",
     "CooperativeLoss",
-    "CooperativeModel",
+    "CooperativeObjective",
     "CooperativeTrainer",
     "HardExamples",
-    "Prediction",
     "frozen_batchnorm_statistics",
     "generate_hard_examples",
     "reconstruction_loss",

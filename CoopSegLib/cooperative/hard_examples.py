@@ -9,14 +9,19 @@ training signal for the decoders that made them.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 from torch import nn
 
 from CoopSegLib.cooperative.losses import reconstruction_loss, segmentation_loss
-from CoopSegLib.masking import LatentMasker, task_gradient
+from CoopSegLib.masking import MaskedCode, task_gradient
 from CoopSegLib.networks import FastThinkingNetwork
+
+
+# (z, gradient of the task loss for z) -> the masked code: a LatentMasker (training draws the scheme and fraction)
+# or a fixed choice (previews, through masking.mask_code).
+Masker = Callable[[torch.Tensor, Callable[[], torch.Tensor]], MaskedCode]
 
 
 class HardExamples(NamedTuple):
@@ -44,12 +49,12 @@ def frozen_batchnorm_statistics(*modules: nn.Module) -> Iterator[None]:
             layer.track_running_stats = flag
 
 
-def generate_hard_examples(ftn: FastThinkingNetwork, masker: LatentMasker, z_i: torch.Tensor, z_s: torch.Tensor,
+def generate_hard_examples(ftn: FastThinkingNetwork, masker: Masker, z_i: torch.Tensor, z_s: torch.Tensor,
                            images: torch.Tensor, labels: torch.Tensor) -> HardExamples:
-    """Mask z_i and z_s independently and decode them into (x_hat, p_hat), both detached.
+    """Mask z_i and z_s independently (z_i first) and decode them into (x_hat, p_hat), both detached.
 
     Targeted schemes rank latent units by the gradient of the task loss on the clean targets: MSE(D_i(z_i), x) for
-    z_i, CE(D_s(z_s), y) for z_s.
+    z_i, CE(D_s(z_s), y) for z_s (the previews, without ground truth, pass the FTN's own clean labels as y).
     """
     z_i, z_s = z_i.detach(), z_s.detach()
     decoders = (ftn.image_decoder, ftn.segmentation_decoder)

@@ -1,4 +1,4 @@
-"""The trainer: owns the cooperative model, one Adam optimiser over every module, and the numeric set-up.
+"""The trainer: owns the model, the cooperative objective, one Adam optimiser over every module, and the numerics.
 
 One step = forward of L_std + L_hard, one backward, one optimiser step. bf16 autocast and channels_last are used
 where they help (GPUs with bf16, CPUs with native bf16); the step does no per-iteration gc.collect() or
@@ -15,11 +15,26 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from CoopSegLib.cooperative.config import CooperativeConfig
 from CoopSegLib.cooperative.hard_examples import HardExamples
-from CoopSegLib.cooperative.model import CooperativeLoss, CooperativeModel, Prediction
-from CoopSegLib.runtime import resolve_device, uses_bf16
+from CoopSegLib.cooperative.objective import CooperativeLoss, CooperativeObjective
+from CoopSegLib.networks import CoopSegModel, Prediction
+from CoopSegLib.runtime import numeric_context, resolve_device, uses_bf16
 
 
 class CooperativeTrainer:
+    """Trains a ``CoopSegModel`` with the cooperative objective: ``train_step`` on batches, ``predict`` to look.
+
+    ``precision`` "auto" trains in bf16 autocast where the device has fast bf16 (float32 weights either way);
+    ``ema_decay`` keeps an exponential moving average of the weights for validation and the bundle.
+
+    >>> import torch
+    >>> trainer = CooperativeTrainer(CooperativeConfig.variant("standard", widths=(8, 16, 32)), "cpu", "fp32")
+    >>> losses = trainer.train_step(torch.rand(2, 1, 32, 32), torch.randint(0, 4, (2, 32, 32)))
+    >>> trainer.step, sorted(losses)[:2]
+    (1, ['std/rec', 'std/seg'])
+    >>> trainer.predict(torch.rand(1, 1, 32, 32), stage="ftn").initial.shape
+    torch.Size([1, 4, 32, 32])
+    """
+
     def __init__(
         self,
         config: Optional[CooperativeConfig] = None,
@@ -36,7 +51,8 @@ class CooperativeTrainer:
         # convolutions gain little from it.
         default_channels_last = self.device.type == "cuda" or self.bf16
         self.channels_last = default_channels_last if channels_last is None else bool(channels_last)
-        self.model = CooperativeModel(config).to(self.device)
+        self.model = CoopSegModel(config.network).to(self.device)
+        self.objective = CooperativeObjective(config, self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if compile:
@@ -50,8 +66,8 @@ class CooperativeTrainer:
         self.average: Optional[AveragedModel] = None
         if ema_decay is not None:
             self.average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-        # What a training step calls: the model itself, or a DistributedDataParallel wrapper of it.
-        self.step_module: nn.Module = self.model
+        # What a training step calls: the objective itself, or a DistributedDataParallel wrapper of it.
+        self.step_module: nn.Module = self.objective
         self.step = 0
         # The hard examples of the last step taken with keep_examples=True (for pictures of training).
         self.last_hard_examples: Optional[HardExamples] = None
@@ -59,14 +75,14 @@ class CooperativeTrainer:
     def wrap_distributed(self) -> None:
         """Run training steps through DistributedDataParallel (initialise the process group first).
 
-        The whole objective is the model's forward, so one wrapper covers FTN and STN; gradients are averaged
+        The whole objective is one module's forward, so one wrapper covers FTN and STN; gradients are averaged
         across processes in the single backward pass.
         """
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
             if self.device.type == "cuda" else None
-        self.step_module = DistributedDataParallel(self.model, device_ids=device_ids)
+        self.step_module = DistributedDataParallel(self.objective, device_ids=device_ids)
 
     def compilable_parts(self) -> list:
         ftn, stn = self.model.ftn, self.model.stn
@@ -74,7 +90,7 @@ class CooperativeTrainer:
         return [part for part in parts if part is not None]
 
     def autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return numeric_context(self.device, self.bf16)
 
     def to_device(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> tuple:
         images = images.to(self.device, non_blocking=True)
@@ -95,7 +111,7 @@ class CooperativeTrainer:
 
         ``keep_examples`` keeps this step's hard examples (x_hat, p_hat) in ``last_hard_examples``.
         """
-        self.model.train()
+        self.objective.train()
         loss = self.losses(images, labels)
         self.last_hard_examples = loss.hard if keep_examples else None
         self.optimizer.zero_grad(set_to_none=True)
@@ -109,7 +125,7 @@ class CooperativeTrainer:
         return dict(zip(names, values))
 
     @property
-    def evaluation_model(self) -> CooperativeModel:
+    def evaluation_model(self) -> CoopSegModel:
         """What validation and the bundle use: the weight average when there is one, else the trained weights."""
         return self.average.module if self.average is not None else self.model
 
@@ -117,15 +133,13 @@ class CooperativeTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> Prediction:
-        """Eval-mode FTN logits and STN-refined logits (float32) of the evaluation model for N x 1 x H x W images."""
+    def predict(self, images: torch.Tensor, stage: str = "stn") -> Prediction:
+        """The evaluation model's eval-mode prediction (``CoopSegModel.predict``) for N x 1 x H x W images."""
         model = self.evaluation_model
         model.eval()
         images, _ = self.to_device(images)
         with self.autocast():
-            prediction = model.predict(images)
-        return Prediction(*(t.float() for t in prediction))
+            return model.predict(images, stage)
 
     def state_dict(self) -> dict:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step}

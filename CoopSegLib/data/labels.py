@@ -13,7 +13,7 @@ from CoopSegLib.errors import CoopSegError
 
 BACKGROUND, LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY = 0, 1, 2, 3
 CANONICAL_CODES = (BACKGROUND, LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY)
-STRUCTURES = (LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY)  # the foreground codes
+STRUCTURE_CODES = (LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY)  # the foreground codes
 
 # ACDC on disk: 1 RV cavity, 2 LV myocardium, 3 LV cavity.
 ACDC_TO_CANONICAL: Mapping[int, int] = {0: BACKGROUND, 1: RV_CAVITY, 2: LV_MYOCARDIUM, 3: LV_CAVITY}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from CoopSegLib import LABEL_NAMES
-from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURES
+from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURE_CODES
 from CoopSegLib.errors import CoopSegError
 
 STRUCTURE_KEYS = {LV_CAVITY: "LV", LV_MYOCARDIUM: "MYO", RV_CAVITY: "RV"}  # short names, as in the paper
@@ -36,7 +36,7 @@ def _one_hot(labels: np.ndarray, structures: Sequence[int]) -> torch.Tensor:
 
 
 def overlap_scores(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float],
-                   structures: Sequence[int] = STRUCTURES, distances: bool = True) -> Dict[int, OverlapScores]:
+                   structures: Sequence[int] = STRUCTURE_CODES, distances: bool = True) -> Dict[int, OverlapScores]:
     """Dice and HD95 (mm, at the voxel ``spacing``) of each structure between two label maps on one grid.
 
     ``distances=False`` leaves HD95 out (NaN where both sides have the structure): it costs several times the Dice.
@@ -79,7 +79,7 @@ def structure_name(code: int) -> str:
 
 
 def slice_dice(prediction: np.ndarray, reference: np.ndarray,
-               structures: Sequence[int] = STRUCTURES) -> np.ndarray:
+               structures: Sequence[int] = STRUCTURE_CODES) -> np.ndarray:
     """(S, K) 2D Dice of each structure on each slice of two (S, H, W) stacks (MONAI's compute_dice, batched).
 
     NaN where the structure is absent from both slices, 0 where it is on one side only (as ``overlap_scores``).

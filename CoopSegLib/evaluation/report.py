@@ -16,7 +16,7 @@ from typing import Dict, Iterable, List, Sequence, Union
 
 from CoopSegLib.atomic import write_atomically
 from CoopSegLib.errors import CoopSegError
-from CoopSegLib.evaluation.metrics import STRUCTURES, structure_name
+from CoopSegLib.evaluation.metrics import STRUCTURE_CODES, structure_name
 from CoopSegLib.evaluation.test_sets import TEST_SETS
 
 PathLike = Union[str, Path]
@@ -106,7 +106,7 @@ def set_title(name: str) -> str:
 def markdown_report(rows: Sequence[ScoreRow]) -> str:
     """Table 1's shape (mean Dice per test set and stage, and their average) and a per-structure table."""
     sets, stages = ordered_sets(rows), ordered_stages(rows)
-    structures = [structure_name(code) for code in STRUCTURES]
+    structures = [structure_name(code) for code in STRUCTURE_CODES]
     grouped = _grouped(rows)
     scores = set_scores(rows)
     lines = ["Mean Dice over cases and structures (LV, MYO, RV), as in Table 1 of Chen et al. (MICCAI 2021)", "",

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-from CoopSegLib.data.labels import STRUCTURES
+from CoopSegLib.data.labels import STRUCTURE_CODES
 
 
 def connected_components(mask: np.ndarray) -> np.ndarray:
@@ -54,7 +54,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def keep_largest_components(labels: np.ndarray, structures: Iterable[int] = STRUCTURES) -> np.ndarray:
+def keep_largest_components(labels: np.ndarray, structures: Iterable[int] = STRUCTURE_CODES) -> np.ndarray:
     """Label map with every structure reduced to its largest connected component; the rest becomes background.
 
     Works on one 2D or 3D map; call it per frame for a cine (components must not connect through time).

@@ -15,7 +15,6 @@ With ``quality=True`` (the default) the same pass measures the signals of ``qual
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -35,11 +34,10 @@ from CoopSegLib.inference.inputs import ImageInput, check_image
 from CoopSegLib.inference.monitor import Monitor, ProgressCallback
 from CoopSegLib.inference.quality import (METADATA_KEY, QualityEstimate, SliceSignals, check_calibration,
                                           estimate_quality, frame_features, heart_entropy, reconstruction_error)
-from CoopSegLib.networks import size_divisor, soften
-from CoopSegLib.runtime import resolve_device, uses_bf16
+from CoopSegLib.networks import STAGES, Prediction, size_divisor
+from CoopSegLib.runtime import numeric_context, resolve_device, uses_bf16
 from CoopSegLib.weights import default_bundle
 
-STAGES = ("ftn", "stn")  # output of the fast-thinking network alone, or refined by the slow-thinking network
 # The second look's in-plane blur, in model pixels (1.37 mm): sigma 1.5 px lifted issue 14's spiked volumes from
 # empty to readable while costing about 0.01 Dice on clean ones, so it is only tried on a flagged result.
 SECOND_LOOK_SIGMA = 1.5
@@ -112,6 +110,13 @@ class Segmenter:
     available), "cpu" or "cuda[:N]". ``precision``: "auto" uses bf16 autocast on GPUs with bf16 and on CPUs with
     native bf16 (as training does), "fp32" or "bf16" force it. ``max_slices`` bounds the slices per forward pass.
     ``channels_last`` (default on) sets the networks' memory format.
+
+    >>> import numpy as np
+    >>> segmenter = Segmenter(device="cpu", precision="fp32")         # the shipped model
+    >>> volume = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
+    >>> result = segmenter.segment(volume, np.diag([1.5, 1.5, 8.0, 1.0]), quality=False)
+    >>> result.initial.shape, result.refined.dtype, result.labels is result.refined
+    ((64, 64, 3), dtype('uint8'), True)
     """
 
     def __init__(self, bundle: Union[Bundle, str, "os.PathLike[str]", None] = None, device: str = "auto",
@@ -170,42 +175,34 @@ class Segmenter:
 
     def autocast(self) -> Any:
         """The numeric context of every forward pass: bf16 autocast when chosen, else nothing."""
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return numeric_context(self.device, self.bf16)
 
     def to_model(self, slices: np.ndarray) -> torch.Tensor:
         """Slices (S, H, W) -> a network input batch (S, 1, H, W) on the device, in the model's memory format."""
         batch = torch.from_numpy(np.ascontiguousarray(slices))[:, None].to(self.device)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
-    def logits(self, slices: np.ndarray, stage: str = "stn") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """FTN logits and (for stage "stn") their STN refinement, float32 on the device, for one batch."""
-        ftn, stn = self.model.ftn, self.model.stn
+    def predict(self, slices: np.ndarray, stage: str = "stn") -> Prediction:
+        """The model's prediction (``CoopSegModel.predict``: float32 logits) for one batch of model slices."""
         with torch.inference_mode(), self.autocast():
-            _, z_s = ftn.codes(self.to_model(slices))
-            initial = ftn.segment(z_s)
-            refined = stn(soften(initial.float(), self.model.config.temperature)) if stage == "stn" else None
-        return initial.float(), (refined.float() if refined is not None else None)
+            return self.model.predict(self.to_model(slices), stage)
 
-    def logits_and_signals(self, slices: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor, Tuple[torch.Tensor, ...]]:
-        """FTN and FTN+STN logits of one batch, and the per-slice quality signals: (FTN entropy, STN entropy,
+    def predict_with_signals(self, slices: np.ndarray) -> Tuple[Prediction, Tuple[torch.Tensor, ...]]:
+        """Both stages' prediction of one batch, and the per-slice quality signals: (FTN entropy, STN entropy,
         reconstruction error), each (B,) on the device."""
-        ftn, stn = self.model.ftn, self.model.stn
         with torch.inference_mode(), self.autocast():
             images = self.to_model(slices)
-            z_i, z_s = ftn.codes(images)
-            initial = ftn.segment(z_s).float()
-            refined = stn(soften(initial, self.model.config.temperature)).float()
-            reconstruction = reconstruction_error(ftn, z_i, images)
+            prediction = self.model.predict(images, "stn")
+            reconstruction = reconstruction_error(self.model.ftn, prediction.z_i, images)
+        initial, refined = prediction.initial, prediction.refined
         heart = (initial.argmax(1) > 0) | (refined.argmax(1) > 0)
-        return initial, refined, (heart_entropy(initial, heart), heart_entropy(refined, heart), reconstruction)
+        return prediction, (heart_entropy(initial, heart), heart_entropy(refined, heart), reconstruction)
 
     # --- the whole job ----------------------------------------------------------------------------------------
     def segment(self, array: np.ndarray, affine: np.ndarray, stage: str = "stn", probabilities: bool = False,
                 entropy: bool = False, largest_component: bool = False, quality: bool = True,
-                progress: Optional[ProgressCallback] = None, cancel: Any = None, second_look: bool = False,
-                blur_sigma: float = 0.0) -> Segmentation:
+                progress: Optional[ProgressCallback] = None, cancel: Any = None,
+                second_look: bool = False) -> Segmentation:
         """Segment a 2D slice, 3D volume or 4D cine given as an array and its 4x4 voxel-to-world (RAS) affine.
 
         ``stage``: "stn" (default) returns FTN and FTN+STN labels, "ftn" the FTN's alone (faster). ``probabilities``
@@ -218,21 +215,24 @@ class Segmenter:
         ``second_look``: when the quality estimate flags the result for review, segment again with each model slice
         blurred in-plane by SECOND_LOOK_SIGMA pixels and keep that answer if its own estimate is higher
         (``result.blurred``). A k-space spike's stripes can leave the network with an empty answer on an image a
-        person reads easily; the blur removes the stripes' fine texture. ``blur_sigma`` blurs every pass.
+        person reads easily; the blur removes the stripes' fine texture.
         """
         if stage not in STAGES:
             raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
-        if second_look:
-            options = dict(stage=stage, probabilities=probabilities, entropy=entropy,
-                           largest_component=largest_component, quality=True, progress=progress, cancel=cancel)
-            first = self.segment(array, affine, blur_sigma=blur_sigma, **options)
-            if first.quality.flag != "review":
-                return first
-            second = self.segment(array, affine, blur_sigma=max(blur_sigma, SECOND_LOOK_SIGMA), **options)
-            second.blurred = True
-            return second if second.quality.volume > first.quality.volume else first
+        options = dict(stage=stage, probabilities=probabilities, entropy=entropy,
+                       largest_component=largest_component, quality=quality or second_look)
         monitor = Monitor(progress, cancel)
-        prepared = self.prepare(array, affine, monitor, blur_sigma)
+        first = self._segment_once(self.prepare(array, affine, monitor), monitor, **options)
+        if not second_look or first.quality.flag != "review":
+            return first
+        monitor = Monitor(progress, cancel)  # the second pass reports its own progress from 0 to 1, as the first
+        second = self._segment_once(self.prepare(array, affine, monitor, SECOND_LOOK_SIGMA), monitor, **options)
+        second.blurred = True
+        return second if second.quality.volume > first.quality.volume else first
+
+    def _segment_once(self, prepared: PreparedImage, monitor: Monitor, stage: str, probabilities: bool,
+                      entropy: bool, largest_component: bool, quality: bool) -> Segmentation:
+        """One pass of the networks over prepared slices, mapped back onto the input's grid (see ``segment``)."""
         total = len(prepared.slices)
         keep_probabilities = probabilities or entropy
         initial_labels = np.empty((total, self.size, self.size), dtype=np.uint8)
@@ -245,10 +245,11 @@ class Segmenter:
                            f"{min(total, start + self.max_slices)} of {total}")
             stop = min(total, start + self.max_slices)
             if signals is not None:
-                initial, refined, measured = self.logits_and_signals(prepared.slices[start:stop])
+                prediction, measured = self.predict_with_signals(prepared.slices[start:stop])
                 signals[:, start:stop] = torch.stack(measured).cpu().numpy()
             else:
-                initial, refined = self.logits(prepared.slices[start:stop], stage)
+                prediction = self.predict(prepared.slices[start:stop], stage)
+            initial, refined = prediction.initial, prediction.refined
             initial_labels[start:stop] = initial.argmax(1).to("cpu", torch.uint8).numpy()
             if refined is not None:
                 refined_labels[start:stop] = refined.argmax(1).to("cpu", torch.uint8).numpy()

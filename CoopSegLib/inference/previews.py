@@ -5,9 +5,11 @@ targeted channel-wise or targeted spatial-wise), fraction p and soft factor a, t
 x_hat = D_i(masked z_i) and the corrupted segmentation p_hat = D_s(masked z_s), shown beside the clean
 reconstruction and segmentation. Everything is mapped onto the input slice's own grid.
 
-Targeted masks rank latent units by the gradient of the task loss, as in training; with no ground truth at inference
-the segmentation loss uses the FTN's own clean prediction as the target (argmax of D_s(z_s)), and the
-reconstruction loss the model's input slice. a applies to targeted masks; dropout zeroes channels (paper eq. 2).
+The codes come from the model's ``predict`` and the hard example from training's own ``generate_hard_examples``
+with the scheme and fraction fixed (``masking.mask_code``) instead of drawn. Targeted masks rank latent units by
+the gradient of the task loss, as in training; with no ground truth at inference the segmentation loss uses the
+FTN's own clean prediction as the target (argmax of D_s(z_s)), and the reconstruction loss the model's input slice.
+a applies to targeted masks; dropout zeroes channels (paper eq. 2).
 Randomness comes from a local generator seeded by ``seed``: the same seed gives the same preview, and torch's
 global random state is left untouched.
 """
@@ -15,22 +17,15 @@ global random state is left untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 import torch
 
-from CoopSegLib.cooperative.losses import reconstruction_loss, segmentation_loss
+from CoopSegLib.cooperative.hard_examples import generate_hard_examples
 from CoopSegLib.data.geometry import SliceMapping
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.inference.engine import Segmenter
-from CoopSegLib.masking import (
-    MASKING_SCHEMES,
-    random_dropout_mask,
-    targeted_channel_mask,
-    targeted_spatial_mask,
-    task_gradient,
-)
+from CoopSegLib.masking import MASKING_SCHEMES, mask_code
 
 
 @dataclass
@@ -50,14 +45,6 @@ class HardExamplePreview:
     fraction: float
     soft_factor: float
     seed: int
-
-
-def _mask(scheme: str, z: torch.Tensor, gradient: Callable[[], torch.Tensor], fraction: float, soft_factor: float,
-          generator: torch.Generator) -> torch.Tensor:
-    if scheme == "dropout":
-        return random_dropout_mask(z, fraction, generator)
-    make = targeted_channel_mask if scheme == "channel" else targeted_spatial_mask
-    return make(gradient(), fraction, generator=generator, factor=soft_factor)
 
 
 def _single_slice(mapping: SliceMapping) -> SliceMapping:
@@ -93,23 +80,19 @@ def preview_hard_example(segmenter: Segmenter, array: np.ndarray, affine: np.nda
     ftn = segmenter.model.ftn
     x = segmenter.to_model(prepared.slices[canonical : canonical + 1])
     generator = torch.Generator().manual_seed(int(seed))  # masks draw on the CPU from this generator only
+
+    def fixed_mask(z, gradient):
+        return mask_code(z, scheme, fraction, gradient, soft_factor=soft_factor, generator=generator)
+
     # The segmenter's numerics (so the clean labels are the ones it gives), but plain autograd rather than
     # inference_mode: targeted masks differentiate the task loss with respect to the codes.
     with segmenter.autocast():
+        clean = segmenter.model.predict(x, "ftn")
         with torch.no_grad():
-            z_i, z_s = ftn.codes(x)
-            reconstruction = ftn.reconstruct(z_i)
-            logits = ftn.segment(z_s)
-        target = logits.argmax(1)
-        masked_i = z_i * _mask(scheme, z_i, lambda: task_gradient(z_i, ftn.reconstruct,
-                                                                 lambda out: reconstruction_loss(out, x)),
-                               fraction, soft_factor, generator)
-        masked_s = z_s * _mask(scheme, z_s, lambda: task_gradient(z_s, ftn.segment,
-                                                                 lambda out: segmentation_loss(out, target)),
-                               fraction, soft_factor, generator)
-        with torch.no_grad():
-            corrupted_image = ftn.reconstruct(masked_i)
-            corrupted_logits = ftn.segment(masked_s)
+            reconstruction = ftn.reconstruct(clean.z_i)
+        logits = clean.initial
+        hard = generate_hard_examples(ftn, fixed_mask, clean.z_i, clean.z_s, x, logits.argmax(1))
+    corrupted_image, corrupted_logits = hard.image, hard.logits
 
     single = _single_slice(mapping)
 

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURES
+from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURE_CODES
 
 METADATA_KEY = "quality"  # section of the bundle's metadata.json holding the calibration
 CALIBRATION_FORMAT = 1
@@ -145,12 +145,13 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
     """
     initial, refined = signals.initial, signals.refined
     count = refined.shape[0]
-    per_structure = np.stack([_dice(initial == code, refined == code, (1, 2)) for code in STRUCTURES], axis=1)
-    volume_structure = np.array([_dice(initial == code, refined == code, None) for code in STRUCTURES], dtype=float)
+    per_structure = np.stack([_dice(initial == code, refined == code, (1, 2)) for code in STRUCTURE_CODES], axis=1)
+    volume_structure = np.array([_dice(initial == code, refined == code, None) for code in STRUCTURE_CODES],
+                                dtype=float)
     heart = refined > 0
     heart_pixels = heart.sum((1, 2))
     empty = heart_pixels == 0
-    present = np.stack([(refined == code).any((1, 2)) for code in STRUCTURES], axis=1)
+    present = np.stack([(refined == code).any((1, 2)) for code in STRUCTURE_CODES], axis=1)
     missing = (~empty) & ~present.all(axis=1)
     unringed = _unringed_lv(refined)
     # Continuity: Dice of the heart mask with each neighbouring slice, averaged (NaN for a lone slice).
@@ -159,7 +160,7 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
     if count > 1:
         neighbours[1:, 0], neighbours[:-1, 1] = between, between
     continuity = _nanmean(neighbours, axis=1, empty=1.0)
-    ml = {code: float((refined == code).sum()) * signals.pixel_ml for code in STRUCTURES}
+    ml = {code: float((refined == code).sum()) * signals.pixel_ml for code in STRUCTURE_CODES}
     out_of_range = sum(max(0.0, math.log(low / max(ml[code], 1e-3)), math.log(max(ml[code], 1e-3) / high))
                        for code, (low, high) in PHYSIOLOGICAL_ML.items())
     weights = heart_pixels / max(heart_pixels.sum(), 1)

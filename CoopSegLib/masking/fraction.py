@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-MAX_FRACTION = 0.5  # p ~ U(0, 0.5) in the paper
+MAX_MASK_FRACTION = 0.5  # p ~ U(0, 0.5) in the paper
 MAX_SOFT_FACTOR = 0.5  # a ~ U(0, 0.5) for soft masks
 
 
@@ -17,8 +17,9 @@ def masked_count(p: float, units: int) -> int:
     return int(round(p * units))
 
 
-def soft_factors(batch: int, soft: bool, like: torch.Tensor, generator: Optional[torch.Generator] = None,
-                 max_factor: float = MAX_SOFT_FACTOR, factor: Optional[float] = None) -> torch.Tensor:
+def soft_factors(batch: int, soft_masking: bool, like: torch.Tensor,
+                 generator: Optional[torch.Generator] = None, max_factor: float = MAX_SOFT_FACTOR,
+                 factor: Optional[float] = None) -> torch.Tensor:
     """Per-sample value given to masked units: a ~ U(0, max_factor) for soft masks, 0 for hard masks.
 
     The paper writes the soft mask as a*1 (one scalar a for the masked units); the authors' code draws a per entry.
@@ -28,7 +29,7 @@ def soft_factors(batch: int, soft: bool, like: torch.Tensor, generator: Optional
         if not 0.0 <= factor <= 1.0:
             raise ValueError(f"soft factor a must lie in [0, 1], got {factor}")
         return torch.full((batch,), float(factor), device=like.device, dtype=like.dtype)
-    if not soft:
+    if not soft_masking:
         return torch.zeros(batch, device=like.device, dtype=like.dtype)
     a = torch.rand(batch, generator=generator, device="cpu") * max_factor
     return a.to(device=like.device, dtype=like.dtype)

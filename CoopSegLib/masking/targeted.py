@@ -58,7 +58,7 @@ def spatial_saliency(gradient: torch.Tensor, code: Optional[torch.Tensor] = None
     return unit_scores(gradient, code, ranking).mean(dim=1).flatten(1)
 
 
-def targeted_channel_mask(gradient: torch.Tensor, p: float, soft: bool = True,
+def targeted_channel_mask(gradient: torch.Tensor, p: float, soft_masking: bool = True,
                           generator: Optional[torch.Generator] = None, factor: Optional[float] = None,
                           code: Optional[torch.Tensor] = None, ranking: str = "magnitude") -> torch.Tensor:
     """N x C x 1 x 1 mask: the round(p*C) top-ranked channels get a (soft, a ~ U(0, 0.5)) or 0 (hard).
@@ -66,12 +66,12 @@ def targeted_channel_mask(gradient: torch.Tensor, p: float, soft: bool = True,
     ``factor`` fixes a instead of drawing it; ``code`` (the z being masked) is needed for ranking "expected_loss".
     """
     batch, channels = gradient.shape[:2]
-    fill = soft_factors(batch, soft, gradient, generator, factor=factor)
+    fill = soft_factors(batch, soft_masking, gradient, generator, factor=factor)
     scores = channel_saliency(gradient, code, ranking)
     return top_k_mask(scores, masked_count(p, channels), fill.to(scores.dtype))[:, :, None, None].to(gradient.dtype)
 
 
-def targeted_spatial_mask(gradient: torch.Tensor, p: float, soft: bool = True,
+def targeted_spatial_mask(gradient: torch.Tensor, p: float, soft_masking: bool = True,
                           generator: Optional[torch.Generator] = None, factor: Optional[float] = None,
                           code: Optional[torch.Tensor] = None, ranking: str = "magnitude") -> torch.Tensor:
     """N x 1 x H x W mask: the round(p*H*W) top-ranked positions get a (soft) or 0 (hard), in every channel.
@@ -79,7 +79,7 @@ def targeted_spatial_mask(gradient: torch.Tensor, p: float, soft: bool = True,
     ``factor`` fixes a instead of drawing it; ``code`` (the z being masked) is needed for ranking "expected_loss".
     """
     batch, _, height, width = gradient.shape
-    fill = soft_factors(batch, soft, gradient, generator, factor=factor)
+    fill = soft_factors(batch, soft_masking, gradient, generator, factor=factor)
     scores = spatial_saliency(gradient, code, ranking)
     mask = top_k_mask(scores, masked_count(p, height * width), fill.to(scores.dtype))
     return mask.view(batch, 1, height, width).to(gradient.dtype)

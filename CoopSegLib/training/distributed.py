@@ -14,6 +14,8 @@ from typing import Any, List
 import torch
 import torch.distributed as dist
 
+from CoopSegLib.runtime import canonical_device_name
+
 
 @dataclass(frozen=True)
 class ProcessGroup:
@@ -36,7 +38,7 @@ class ProcessGroup:
 
     def device(self, requested: str) -> str:
         """The device of this process: under torchrun, CUDA means the GPU numbered LOCAL_RANK."""
-        if self.distributed and requested.lower() in ("auto", "cuda", "gpu") and torch.cuda.is_available():
+        if self.distributed and canonical_device_name(requested) in ("auto", "cuda") and torch.cuda.is_available():
             return f"cuda:{self.local_rank}"
         return requested
 

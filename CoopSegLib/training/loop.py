@@ -23,17 +23,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
 from CoopSegLib.bundle import load_bundle, save_bundle
-from CoopSegLib.cooperative.model import CooperativeModel
 from CoopSegLib.cooperative.trainer import CooperativeTrainer
 from CoopSegLib.data.slices import paired_collate
 from CoopSegLib.errors import CoopSegError
+from CoopSegLib.networks import CoopSegModel
 from CoopSegLib.runtime import resolve_device, uses_bf16
 from CoopSegLib.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from CoopSegLib.training.distributed import ProcessGroup
@@ -147,146 +147,200 @@ def run_training(settings: TrainingSettings, run_dir: Optional[Path] = None, res
     data = load_run_data(settings, with_validation=group.is_main)  # every input problem surfaces here
     group.start(device)
     try:
-        return _train(settings, data, group, device, run_dir, resume, say)
+        return TrainingRun(settings, data, group, device, run_dir, say).run(resume)
     finally:
         group.stop()
 
 
-def _train(settings: TrainingSettings, data: RunData, group: ProcessGroup, device: torch.device,
-           run_dir: Optional[Path], resume: bool, say: Callable[[str], None]) -> TrainingOutcome:
-    main = group.is_main
-    run_dir = Path(group.broadcast(str(run_dir if run_dir is not None else new_run_dir(settings))))
-    train = settings.train
-    seed_everything(train.seed)  # identical initial weights on every process (DDP also broadcasts rank 0's)
-    trainer = CooperativeTrainer(settings.method.config(), device, train.precision, train.channels_last,
-                                 train.compile, train.ema_decay)
-    if train.init_from is not None and not resume:
+class TrainingRun:
+    """One process's part of a training run, in methods that read like the loop: set up, resume, start, step,
+    validate, checkpoint, finish.
+
+    Every process calls the collectives (``group.gather``, ``mean``, ``any``) at the same steps; rank 0 alone
+    validates and writes files. ``run_training`` builds one and calls ``run``.
+    """
+
+    def __init__(self, settings: TrainingSettings, data: RunData, group: ProcessGroup, device: torch.device,
+                 run_dir: Optional[Path], say: Callable[[str], None]):
+        self.settings, self.data, self.group, self.device, self.say = settings, data, group, device, say
+        self.main = group.is_main
+        self.run_dir = Path(group.broadcast(str(run_dir if run_dir is not None else new_run_dir(settings))))
+        self.best: Optional[ValidationResult] = None  # the validation with the best FTN+STN Dice so far
+        self.best_step: Optional[int] = None
+        self.elapsed_before = 0.0  # wall time of the run before this process resumed it
+        self.last_checkpoint_step: Optional[int] = None
+
+    def run(self, resume: bool) -> TrainingOutcome:
+        self.set_up(resume)
+        if resume:
+            self.resume()
+        self.start(resume)
         try:
-            trainer.load_weights(load_bundle(train.init_from).model.state_dict())
-        except RuntimeError as error:
-            raise CoopSegError(f"train.init_from: {train.init_from} does not fit this run's networks "
-                               f"({str(error).strip().splitlines()[0]})") from None
-    if group.distributed:
-        trainer.wrap_distributed()
-    seed_everything(train.seed + 7919 * group.rank)  # each process its own noise and masks
-    best, best_step, elapsed_before = None, None, 0.0
-    if resume:
-        state = load_checkpoint(run_dir / LAST_CHECKPOINT)
-        if len(state["rng"]) != group.world_size:
-            raise CoopSegError(f"{run_dir / LAST_CHECKPOINT}: written by {len(state['rng'])} process(es); resume "
-                               f"with the same number (this run has {group.world_size})")
-        trainer.load_state_dict(state["trainer"])
-        restore_rng_state(state["rng"][group.rank])
-        best_step, elapsed_before = state["best_step"], state["elapsed_s"]
-        best = ValidationResult.from_row(state["best_dice"]) if state["best_dice"] is not None else None
-    batches_per_epoch = TrainingOrder.epoch_batches(len(data.train), train.batch_size, group.world_size)
-    total = train.steps if train.steps is not None else train.epochs * batches_per_epoch
-    if trainer.step > total:
-        raise CoopSegError(f"{run_dir}: already trained {trainer.step} steps, more than the {total} asked for; "
-                           "pass a larger train.steps (or train.epochs) to continue")
-    order = TrainingOrder(len(data.train), train.batch_size, train.seed, trainer.step, total, group.world_size,
-                          group.rank)
-    if main:
-        save_settings(settings, run_dir)
-        say(f"run folder: {run_dir}")
-        say(f"data: {settings.data.format} {settings.data.root or ''}".rstrip()
-            + f" | {len(data.split.train)} training subjects, {len(data.train)} slices "
-            f"({order.batches_per_epoch} steps per epoch per process) | {len(data.validation)} validation volumes")
+            with StopRequest() as stop:
+                for batch in make_loader(self.data, self.order, self.settings, self.device):
+                    step, keep = self.step(batch)
+                    if self.main and self.validation_due(step):
+                        self.validate(step, batch, keep)
+                    if step % self.settings.checkpoint.every == 0 or step == self.total:
+                        self.checkpoint()
+                    if self.group.any(stop.requested is not None, self.device):
+                        self.outcome.interrupted = stop.requested or "a signal on another process"
+                        if self.last_checkpoint_step != step:
+                            self.checkpoint()
+                        break
+                    self.tick = time.perf_counter()
+        finally:
+            self.progress.close()
+            if self.logbook is not None:
+                self.logbook.close()
+        return self.finish()
+
+    def set_up(self, resume: bool) -> None:
+        """The trainer, with identical initial weights on every process (DDP also broadcasts rank 0's)."""
+        train = self.settings.train
+        seed_everything(train.seed)
+        self.trainer = CooperativeTrainer(self.settings.method.config(), self.device, train.precision,
+                                          train.channels_last, train.compile, train.ema_decay)
+        if train.init_from is not None and not resume:
+            try:
+                self.trainer.load_weights(load_bundle(train.init_from).model.state_dict())
+            except RuntimeError as error:
+                raise CoopSegError(f"train.init_from: {train.init_from} does not fit this run's networks "
+                                   f"({str(error).strip().splitlines()[0]})") from None
+        if self.group.distributed:
+            self.trainer.wrap_distributed()
+        seed_everything(train.seed + 7919 * self.group.rank)  # each process its own noise and masks
+
+    def resume(self) -> None:
+        """The trainer, this process's random states and the best score so far, from the last checkpoint."""
+        state = load_checkpoint(self.run_dir / LAST_CHECKPOINT)
+        if len(state["rng"]) != self.group.world_size:
+            raise CoopSegError(f"{self.run_dir / LAST_CHECKPOINT}: written by {len(state['rng'])} process(es); "
+                               f"resume with the same number (this run has {self.group.world_size})")
+        self.trainer.load_state_dict(state["trainer"])
+        restore_rng_state(state["rng"][self.group.rank])
+        self.best_step, self.elapsed_before = state["best_step"], state["elapsed_s"]
+        self.best = ValidationResult.from_row(state["best_dice"]) if state["best_dice"] is not None else None
+        self.last_checkpoint_step = self.trainer.step
+
+    def start(self, resume: bool) -> None:
+        """The step plan and order, the settings file, the announcement, the logbook and the progress line."""
+        settings, data, group, trainer, train = self.settings, self.data, self.group, self.trainer, self.settings.train
+        batches_per_epoch = TrainingOrder.epoch_batches(len(data.train), train.batch_size, group.world_size)
+        self.total = train.steps if train.steps is not None else train.epochs * batches_per_epoch
+        if trainer.step > self.total:
+            raise CoopSegError(f"{self.run_dir}: already trained {trainer.step} steps, more than the {self.total} "
+                               "asked for; pass a larger train.steps (or train.epochs) to continue")
+        self.order = TrainingOrder(len(data.train), train.batch_size, train.seed, trainer.step, self.total,
+                                   group.world_size, group.rank)
+        if self.main:
+            save_settings(settings, self.run_dir)
+            self.announce()
+        self.logbook = Logbook(self.run_dir, settings.log.tensorboard, trainer.step if resume else None) \
+            if self.main else None
+        self.progress = Progress(self.total, trainer.step, settings.log.every, enabled=self.main)
+        self.slices_per_step = train.batch_size * (2 if train.paired else 1) * group.world_size
+        self.outcome = TrainingOutcome(self.run_dir, trainer.step, self.total, None)
+        self.started = time.perf_counter()
+        self.window: Dict[str, List[float]] = defaultdict(list)  # loss values since the last log line
+        self.window_time, self.window_steps = 0.0, 0
+        self.tick = time.perf_counter()
+
+    def announce(self) -> None:
+        settings, data, group, trainer = self.settings, self.data, self.group, self.trainer
+        self.say(f"run folder: {self.run_dir}")
+        self.say(f"data: {settings.data.format} {settings.data.root or ''}".rstrip()
+                 + f" | {len(data.split.train)} training subjects, {len(data.train)} slices "
+                 f"({self.order.batches_per_epoch} steps per epoch per process) | {len(data.validation)} "
+                 "validation volumes")
         processes = f" x {group.world_size} processes" if group.distributed else ""
-        say(f"method: {settings.method.variant} | device {device}{processes}"
-            f" | {'bf16' if trainer.bf16 else 'fp32'}{', channels_last' if trainer.channels_last else ''}"
-            f" | steps {trainer.step} -> {total}")
-    logbook = Logbook(run_dir, settings.log.tensorboard, trainer.step if resume else None) if main else None
-    progress = Progress(total, trainer.step, settings.log.every, enabled=main)
-    slices_per_step = train.batch_size * (2 if train.paired else 1) * group.world_size
-    outcome = TrainingOutcome(run_dir, trainer.step, total, None)
-    last_checkpoint_step = trainer.step if resume else None
-    started = time.perf_counter()
+        self.say(f"method: {settings.method.variant} | device {self.device}{processes}"
+                 f" | {'bf16' if trainer.bf16 else 'fp32'}{', channels_last' if trainer.channels_last else ''}"
+                 f" | steps {trainer.step} -> {self.total}")
 
-    def checkpoint() -> None:
-        nonlocal last_checkpoint_step
-        rng = group.gather(capture_rng_state())  # collective: every process calls it at the same steps
-        if main:
-            save_checkpoint(run_dir / LAST_CHECKPOINT, {
-                "trainer": trainer.state_dict(), "rng": rng, "best_step": best_step,
-                "best_dice": best.row() if best is not None else None,
-                "elapsed_s": elapsed_before + time.perf_counter() - started,
-                "world_size": group.world_size,
-                "settings": settings.to_dict(),
+    def validation_due(self, step: int) -> bool:
+        every = self.settings.validation.every
+        return bool(self.data.validation) and (step == self.total or (every > 0 and step % every == 0))
+
+    def step(self, batch: dict) -> Tuple[int, bool]:
+        """One optimisation step at the scheduled rate, logged; returns the step and whether it kept its hard
+        examples (for the pictures of a validation)."""
+        settings, train = self.settings, self.settings.train
+        step = self.trainer.step + 1
+        rate = learning_rate_at(step, self.total, self.trainer.config.learning_rate, train.schedule,
+                                train.warmup_steps, train.final_lr_fraction)
+        self.trainer.set_learning_rate(rate)
+        keep = self.main and settings.validation.images and settings.log.tensorboard and self.validation_due(step)
+        losses = self.trainer.train_step(batch["image"], batch["label"], keep_examples=keep)
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise FloatingPointError(f"non-finite loss at step {step}: {losses}; lower the learning rate or "
+                                     "check the data")
+        for name, value in losses.items():
+            self.window[name].append(value)
+        now = time.perf_counter()
+        self.window_time, self.window_steps, self.tick = self.window_time + now - self.tick, self.window_steps + 1, now
+        speed = self.slices_per_step * self.window_steps / self.window_time
+        if step % settings.log.every == 0 or step == self.total:
+            self.log_losses(step, rate, speed)
+        self.progress.update(step, losses["total"], speed)
+        return step, keep
+
+    def log_losses(self, step: int, rate: float, speed: float) -> None:
+        """The window's mean losses over every process (a collective), written by rank 0; the window restarts."""
+        means = self.group.mean([float(np.mean(v)) for v in self.window.values()], self.device)
+        if self.main:
+            self.logbook.losses(step, (step - 1) // self.order.batches_per_epoch, dict(zip(self.window, means)),
+                                speed, rate)
+        self.outcome.samples_per_s = speed
+        self.window, self.window_time, self.window_steps = defaultdict(list), 0.0, 0
+
+    def validate(self, step: int, batch: dict, keep: bool) -> None:
+        """Dice of both stages on the validation volumes; the best weights so far go to best.pt (rank 0 only)."""
+        result = validate(self.trainer, self.data.validation)
+        improved = self.best is None or result.score > self.best.score
+        if improved:
+            self.best, self.best_step = result, step
+            save_checkpoint(self.run_dir / BEST_CHECKPOINT, {"model": self.trainer.evaluation_model.state_dict(),
+                                                             "step": step, "score": result.score})
+        self.logbook.validation(step, (step - 1) // self.order.batches_per_epoch, result.row(), improved)
+        if keep:
+            self.logbook.pictures(step, pictures(self.trainer, batch, self.trainer.last_hard_examples))
+        self.progress.write(f"step {step}: Dice FTN {result.mean('ftn'):.3f}, FTN+STN {result.mean('stn'):.3f}"
+                            f"{' (best so far)' if improved else ''}")
+
+    def checkpoint(self) -> None:
+        """last.pt: trainer, every process's random states (a collective), best score, elapsed time, settings."""
+        rng = self.group.gather(capture_rng_state())
+        if self.main:
+            save_checkpoint(self.run_dir / LAST_CHECKPOINT, {
+                "trainer": self.trainer.state_dict(), "rng": rng, "best_step": self.best_step,
+                "best_dice": self.best.row() if self.best is not None else None,
+                "elapsed_s": self.elapsed_before + time.perf_counter() - self.started,
+                "world_size": self.group.world_size,
+                "settings": self.settings.to_dict(),
             })
-        last_checkpoint_step = trainer.step
+        self.last_checkpoint_step = self.trainer.step
 
-    def validation_due(step: int) -> bool:
-        every = settings.validation.every
-        return bool(data.validation) and (step == total or (every > 0 and step % every == 0))
-
-    window: Dict[str, List[float]] = defaultdict(list)
-    window_time, window_steps = 0.0, 0
-    tick = time.perf_counter()
-    try:
-        with StopRequest() as stop:
-            for batch in make_loader(data, order, settings, device):
-                step = trainer.step + 1
-                rate = learning_rate_at(step, total, trainer.config.learning_rate, train.schedule, train.warmup_steps,
-                                        train.final_lr_fraction)
-                trainer.set_learning_rate(rate)
-                keep = main and settings.validation.images and settings.log.tensorboard and validation_due(step)
-                losses = trainer.train_step(batch["image"], batch["label"], keep_examples=keep)
-                if not all(math.isfinite(v) for v in losses.values()):
-                    raise FloatingPointError(f"non-finite loss at step {step}: {losses}; lower the learning rate or "
-                                             "check the data")
-                for name, value in losses.items():
-                    window[name].append(value)
-                now = time.perf_counter()
-                window_time, window_steps, tick = window_time + now - tick, window_steps + 1, now
-                speed = slices_per_step * window_steps / window_time
-                if step % settings.log.every == 0 or step == total:
-                    means = group.mean([float(np.mean(v)) for v in window.values()], device)
-                    if main:
-                        logbook.losses(step, (step - 1) // order.batches_per_epoch, dict(zip(window, means)), speed,
-                                       rate)
-                    outcome.samples_per_s = speed
-                    window, window_time, window_steps = defaultdict(list), 0.0, 0
-                progress.update(step, losses["total"], speed)
-                if main and validation_due(step):
-                    result = validate(trainer, data.validation)
-                    improved = best is None or result.score > best.score
-                    if improved:
-                        best, best_step = result, step
-                        save_checkpoint(run_dir / BEST_CHECKPOINT, {"model": trainer.evaluation_model.state_dict(),
-                                                                    "step": step, "score": result.score})
-                    logbook.validation(step, (step - 1) // order.batches_per_epoch, result.row(), improved)
-                    if keep:
-                        logbook.pictures(step, pictures(trainer, batch, trainer.last_hard_examples))
-                    progress.write(f"step {step}: Dice FTN {result.mean('ftn'):.3f}, FTN+STN {result.mean('stn'):.3f}"
-                                   f"{' (best so far)' if improved else ''}")
-                if step % settings.checkpoint.every == 0 or step == total:
-                    checkpoint()
-                if group.any(stop.requested is not None, device):
-                    outcome.interrupted = stop.requested or "a signal on another process"
-                    if last_checkpoint_step != step:
-                        checkpoint()
-                    break
-                tick = time.perf_counter()
-    finally:
-        progress.close()
-        if logbook is not None:
-            logbook.close()
-    outcome.step, outcome.best, outcome.best_step = trainer.step, best, best_step
-    elapsed = elapsed_before + time.perf_counter() - started
-    if outcome.interrupted or not main:
+    def finish(self) -> TrainingOutcome:
+        """The outcome; for a completed run on rank 0 also the bundle (best weights when validated) and report."""
+        outcome, trainer = self.outcome, self.trainer
+        outcome.step, outcome.best, outcome.best_step = trainer.step, self.best, self.best_step
+        elapsed = self.elapsed_before + time.perf_counter() - self.started
+        if outcome.interrupted or not self.main:
+            return outcome
+        model = trainer.evaluation_model
+        if self.best_step is not None and (self.run_dir / BEST_CHECKPOINT).is_file():
+            model = CoopSegModel(trainer.config.network)
+            model.load_state_dict(load_checkpoint(self.run_dir / BEST_CHECKPOINT)["model"])
+        settings = self.settings
+        preprocessing = {"spacing_mm": settings.data.spacing_mm, "size": settings.data.size,
+                         "intensity": "2nd-98th percentile clip of the volume, min-max to [0, 1]"}
+        record = bundle_training_record(settings, self.data, outcome, elapsed, self.device, self.group.world_size)
+        record["objective"] = trainer.config.objective_dict()
+        outcome.bundle = save_bundle(self.run_dir / BUNDLE_NAME, model, preprocessing, record,
+                                     storage=settings.checkpoint.bundle_storage, overwrite=True)
+        write_report(self.run_dir / "report.md", settings, self.data, outcome, record)
         return outcome
-    model = trainer.evaluation_model
-    if best_step is not None and (run_dir / BEST_CHECKPOINT).is_file():
-        model = CooperativeModel(trainer.config)
-        model.load_state_dict(load_checkpoint(run_dir / BEST_CHECKPOINT)["model"])
-    preprocessing = {"spacing_mm": settings.data.spacing_mm, "size": settings.data.size,
-                     "intensity": "2nd-98th percentile clip of the volume, min-max to [0, 1]"}
-    record = bundle_training_record(settings, data, outcome, elapsed, device, group.world_size)
-    outcome.bundle = save_bundle(run_dir / BUNDLE_NAME, model, preprocessing, record,
-                                 storage=settings.checkpoint.bundle_storage, overwrite=True)
-    write_report(run_dir / "report.md", settings, data, outcome, record)
-    return outcome
 
 
 def pictures(trainer: CooperativeTrainer, batch: dict, hard) -> Dict[str, torch.Tensor]:

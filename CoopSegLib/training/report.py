@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
 from CoopSegLib.atomic import write_atomically
-from CoopSegLib.training.validation import STAGES
+from CoopSegLib.networks import STAGES
 
 if TYPE_CHECKING:
     from CoopSegLib.training.loop import TrainingOutcome
@@ -38,8 +38,8 @@ def write_report(path: Path, settings: "TrainingSettings", data: "RunData", outc
 {settings.description}
 
 - Method: `{settings.method.variant}` (hard examples {'on' if config.hard_examples else 'off'}, masking schemes
-  {', '.join(config.masking_schemes)}, code sharing {config.code_sharing}, cooperative gradients
-  {'on' if config.cooperative_gradients else 'off'}), widths {list(config.widths)}, Adam lr {config.learning_rate}
+  {', '.join(config.masking_schemes)}, code sharing {config.network.code_sharing}, cooperative gradients
+  {'on' if config.cooperative_gradients else 'off'}), widths {list(config.network.widths)}, Adam lr {config.learning_rate}
 - Data: {settings.data.format}{source}; {len(data.split.train)} training subjects
   ({len(data.train)} slices at {settings.data.spacing_mm} mm, {settings.data.size} x {settings.data.size}),
   {len(data.split.validation)} validation subjects

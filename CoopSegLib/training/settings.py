@@ -24,6 +24,7 @@ from CoopSegLib.data.geometry import MODEL_SPACING
 from CoopSegLib.data.slices import EMPTY_SLICE_POLICIES
 from CoopSegLib.errors import ConfigError
 from CoopSegLib.networks.codec import size_divisor
+from CoopSegLib.networks.config import NetworkConfig
 from CoopSegLib.runtime import PRECISIONS
 from CoopSegLib.training.schedule import SCHEDULES
 
@@ -196,7 +197,7 @@ class TrainingSettings:
         if not train.device.lower().startswith(("auto", "cpu", "cuda", "gpu")):
             problems.append(f"train.device must be auto, cpu, cuda or cuda:N (or gpu), not {train.device!r}")
         try:
-            widths = self.method.config().widths  # the method's own checks name the bad key
+            widths = self.method.config().network.widths  # the method's own checks name the bad key
         except ConfigError as error:
             problems.append(f"method: {error}")
         else:
@@ -280,7 +281,9 @@ def _build(cls: type, values: Any, source: str, prefix: str) -> Any:
         variant = values.pop("variant", MethodSettings.variant)
         if variant not in VARIANTS:
             raise ConfigError(f"{source}: method.variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
-        known = {f.name: f for f in dataclasses.fields(CooperativeConfig)}
+        # Flat keys, as CooperativeConfig.from_dict reads them: the architecture's and the objective's.
+        known = {f.name: f for part in (NetworkConfig, CooperativeConfig) for f in dataclasses.fields(part)
+                 if f.name != "network"}
         overrides = []
         for key, value in values.items():
             if key not in known:

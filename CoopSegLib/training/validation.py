@@ -18,10 +18,10 @@ from CoopSegLib import LABEL_NAMES
 from CoopSegLib.cooperative.trainer import CooperativeTrainer
 from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.data.preprocess import PreparedVolume
+from CoopSegLib.networks import STAGES
 
-STAGES = ("ftn", "stn")  # FTN alone; FTN then STN refinement
 # Short column names for the structures (label codes 1, 2, 3).
-STRUCTURES = {1: "lv", 2: "myo", 3: "rv"}
+STRUCTURE_COLUMNS = {1: "lv", 2: "myo", 3: "rv"}
 
 
 @dataclass
@@ -74,7 +74,7 @@ def predict_volume(trainer: CooperativeTrainer, image: np.ndarray, chunk: int = 
     slices = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))[:, None]
     labels: Dict[str, List[torch.Tensor]] = {stage: [] for stage in STAGES}
     for start in range(0, len(slices), chunk):
-        prediction = trainer.predict(slices[start:start + chunk])
+        prediction = trainer.predict(slices[start:start + chunk], "stn")
         labels["ftn"].append(prediction.initial.argmax(1).cpu())
         labels["stn"].append(prediction.refined.argmax(1).cpu())
     return {stage: torch.cat(parts) for stage, parts in labels.items()}
@@ -84,8 +84,8 @@ def validate(trainer: CooperativeTrainer, volumes: Sequence[PreparedVolume], chu
     """Dice of both stages on every volume, averaged per structure over volumes."""
     if not volumes:
         raise ValueError("validation needs at least one volume")
-    num_classes = trainer.config.num_classes
-    names = [STRUCTURES.get(c, LABEL_NAMES.get(c, str(c))) for c in range(1, num_classes)]
+    num_classes = trainer.config.network.num_classes
+    names = [STRUCTURE_COLUMNS.get(c, LABEL_NAMES.get(c, str(c))) for c in range(1, num_classes)]
     scores = {stage: [] for stage in STAGES}
     rows: List[Dict[str, object]] = []
     for volume in volumes:
