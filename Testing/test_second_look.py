@@ -26,10 +26,16 @@ def test_second_look_rescues_a_spiked_volume_and_leaves_a_clean_one_alone():
     cases = {case.key: case for case in build_test_sets(ACDC_ROOT, ["clean", "spike"], [SUBJECT])}
     spiked = cases[f"{SUBJECT}_ES_spike_2"]
     plain = segmenter.segment(spiked.image.array, spiked.image.affine)
-    looked = segmenter.segment(spiked.image.array, spiked.image.affine, second_look=True)
+    reports = []
+    looked = segmenter.segment(spiked.image.array, spiked.image.affine, second_look=True,
+                               progress=lambda fraction, message: reports.append((fraction, message)))
     assert plain.quality.flag == "review" and not plain.blurred
     assert looked.blurred and looked.quality.volume > plain.quality.volume
     assert mean_dice(looked.refined, spiked.label) > mean_dice(plain.refined, spiked.label) + 0.3
+    # One progress bar over all looks: it never goes back, the looks say so, and it ends once, at "done"
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and reports[-1] == (1.0, "done") and fractions.count(1.0) == 1
+    assert any(message.startswith("second look (blur 1.5 px): segmenting slices") for _, message in reports)
 
     clean = cases[f"{SUBJECT}_ES"]
     first = segmenter.segment(clean.image.array, clean.image.affine)

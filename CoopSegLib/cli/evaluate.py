@@ -60,8 +60,9 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     parser.add_argument("--largest-component", action="store_true",
                         help="score label maps after keeping each structure's largest 3D component")
     parser.add_argument("--second-look", action="store_true",
-                        help="when the quality estimate flags a result for review, segment again with an in-plane blur "
-                             "(sigma 1.5 px) and keep that answer if its estimate is higher (rescues spiked images)")
+                        help="while the quality estimate flags a result for review, segment again with an in-plane blur "
+                             "(sigma 1.5, then 3 px) and keep the answer with the highest estimate (rescues spiked "
+                             "images)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--output-dir", metavar="DIR", default=".", help="where to write the CSV and Markdown (.)")
     parser.set_defaults(func=run)

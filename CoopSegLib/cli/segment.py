@@ -34,8 +34,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--stage", choices=("ftn", "stn"), default="stn",
                         help="stn: FTN refined by the shape network (default); ftn: the fast network alone")
     parser.add_argument("--second-look", action="store_true",
-                        help="when the quality estimate flags a result for review, segment again with an in-plane blur "
-                             "(sigma 1.5 px) and keep that answer if its estimate is higher (rescues spiked images)")
+                        help="while the quality estimate flags a result for review, segment again with an in-plane blur "
+                             "(sigma 1.5, then 3 px) and keep the answer with the highest estimate (rescues spiked "
+                             "images)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--probabilities", action="store_true", help="also write per-class probabilities")
     parser.add_argument("--entropy", action="store_true", help="also write the per-voxel entropy")

@@ -41,6 +41,12 @@ class Monitor:
         if self._cancelled():
             raise Cancelled("cancelled")
 
+    def within(self, start: float, stop: float, prefix: str = "") -> "Monitor":
+        """A monitor for one part of the work: its fractions 0-1 land on [start, stop] of this one's, its messages
+        get ``prefix``; it shares this one's cancellation."""
+        return Monitor(lambda fraction, message: self.report(start + (stop - start) * fraction, prefix + message),
+                       self._cancelled)
+
     def report(self, fraction: float, message: str) -> None:
         """Check for cancellation, then report ``fraction`` (clamped so reports never go backwards)."""
         self.check()
