@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,11 +7,11 @@ import torch
 from CoopSegLib.bundle import (BundleError, file_sha256, load_bundle, network_config, read_metadata,
                                recorded_objective, recorded_subjects, save_bundle)
 from CoopSegLib.networks import CoopSegModel, NetworkConfig
-from CoopSegLib.weights import DEFAULT_BUNDLE
 
 from conftest import SMALL_WIDTHS
 
 PREPROCESSING = {"spacing_mm": 1.36719, "size": 32}
+LEGACY_BUNDLE = Path(__file__).parent / "fixtures" / "legacy_bundle.coopseg"
 
 
 @pytest.fixture
@@ -40,16 +41,25 @@ def test_the_network_is_stored_apart_from_the_training_settings(tmp_path, model)
     assert recorded_objective(metadata) == objective
 
 
-def test_the_shipped_format_1_bundle_loads_its_weights_unchanged():
-    metadata = read_metadata(DEFAULT_BUNDLE)
-    assert metadata["format_version"] == 1 and "network" not in metadata  # as shipped: never rewritten
-    loaded = load_bundle(DEFAULT_BUNDLE).model.state_dict()
-    stored = torch.load(DEFAULT_BUNDLE / metadata["weights"]["file"], weights_only=True)
+def test_a_format_1_bundle_loads_its_weights_unchanged():
+    """``fixtures/legacy_bundle.coopseg`` was written by the code of commit d17434d, before the model refactor of
+    issue 17, in the format the shipped models v1 and v2 had (format 1, the whole CooperativeConfig as
+    "architecture"):
+
+        torch.manual_seed(0)
+        model = CooperativeModel(CooperativeConfig(widths=(2, 2), learning_rate=2e-4)).eval()
+        save_bundle("legacy_bundle.coopseg", model, {"spacing_mm": 1.36719, "size": 16}, training={"steps": 0},
+                    storage="float16")
+    """
+    metadata = read_metadata(LEGACY_BUNDLE)
+    assert metadata["format_version"] == 1 and "network" not in metadata
+    loaded = load_bundle(LEGACY_BUNDLE).model.state_dict()
+    stored = torch.load(LEGACY_BUNDLE / metadata["weights"]["file"], weights_only=True)
     assert list(loaded) == list(stored)
     assert all(torch.equal(loaded[key], stored[key].to(loaded[key].dtype)) for key in stored)
     # The network settings come from its "architecture"; the training settings stay readable beside them.
-    assert network_config(metadata) == NetworkConfig(widths=(16, 32, 64, 128, 128), temperature=2.0)
-    assert recorded_objective(metadata)["learning_rate"] == metadata["architecture"]["learning_rate"]
+    assert network_config(metadata) == NetworkConfig(widths=(2, 2), temperature=2.0)
+    assert recorded_objective(metadata)["learning_rate"] == metadata["architecture"]["learning_rate"] == 2e-4
     assert "widths" not in recorded_objective(metadata)
 
 

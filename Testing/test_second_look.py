@@ -57,3 +57,20 @@ def test_segment_command_takes_the_second_look(tmp_path):
     # quality.csv says which answer was kept
     assert read_quality_table(tmp_path / "looked" / QUALITY_FILE)["spiked"]["blurred"] == "true"
     assert read_quality_table(tmp_path / "plain" / QUALITY_FILE)["spiked"]["blurred"] == "false"
+
+
+@needs_acdc
+def test_a_volume_the_first_blur_leaves_flagged_gets_the_stronger_one(monkeypatch):
+    """patient006's second spiked copy: the shipped model's 1.5 px look is still flagged; the 3 px look rescues it."""
+    from CoopSegLib.inference import engine
+
+    (spiked,) = [c for c in build_test_sets(ACDC_ROOT, ["spike"], ["patient006"]) if c.key.endswith("_spike_2")]
+    segmenter = Segmenter(device="cpu")
+    messages = []
+    looked = segmenter.segment(spiked.image.array, spiked.image.affine, second_look=True,
+                               progress=lambda fraction, message: messages.append(message))
+    assert any(message.startswith("second look (blur 3 px)") for message in messages)
+    monkeypatch.setattr(engine, "SECOND_LOOK_SIGMAS", engine.SECOND_LOOK_SIGMAS[:1])  # the 1.5 px look alone
+    single = segmenter.segment(spiked.image.array, spiked.image.affine, second_look=True)
+    assert single.quality.flag == "review" and looked.blurred
+    assert mean_dice(looked.refined, spiked.label) > mean_dice(single.refined, spiked.label) + 0.3

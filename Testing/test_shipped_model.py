@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from CoopSegLib.bundle import file_sha256, load_bundle
+from CoopSegLib.bundle import file_sha256, load_bundle, recorded_objective
 from CoopSegLib.cli import main
 from CoopSegLib.data.nifti import load_nifti
 from CoopSegLib.data.readers import read_acdc_subject
@@ -27,7 +27,9 @@ def shipped():
 def test_the_shipped_bundle_is_the_cooperative_acdc_model(shipped):
     meta = shipped.metadata
     assert shipped.path == DEFAULT_BUNDLE
-    assert meta["architecture"]["hard_examples"] and meta["architecture"]["cooperative_gradients"]
+    objective = recorded_objective(meta)  # the format-2 bundle keeps the training settings apart from the network
+    assert objective["hard_examples"] and objective["cooperative_gradients"]
+    assert meta["network"]["widths"] == [16, 32, 64, 128, 128]
     assert meta["preprocessing"]["spacing_mm"] == pytest.approx(1.36719) and meta["preprocessing"]["size"] == 192
     data = meta["training"]["data"]
     assert data["format"] == "acdc" and len(data["validation_subjects"]) == 8

@@ -75,7 +75,7 @@ def test_shipped_configs_are_the_papers_rows():
              "paper_acdc10_no_targeted": "no_targeted", "paper_acdc10_shared_code_a": "shared_code_a",
              "paper_acdc10_shared_code_b": "shared_code_b", "paper_acdc10_separate": "separate"}
     # The CPU-budget runs behind the shipped model and docs/table1.md: shorter, smaller batches, larger steps.
-    short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "acdc_v3": "cooperative",
+    short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "acdc_v3": "cooperative", "acdc_v4": "cooperative",
              "short_acdc10_cooperative": "cooperative",
              "short_acdc10_standard": "standard"}
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(paper) | set(short)
@@ -100,6 +100,13 @@ def test_shipped_configs_are_the_papers_rows():
     v3 = TrainingSettings.from_yaml(CONFIGS / "acdc_v3.yaml", ["data.root=/data"])
     assert (v3.data.split, v3.data.n_validation, v3.split_seed) == (v2.data.split, v2.data.n_validation, v2.split_seed)
     assert (v3.data.crop, v3.data.augmentation, v3.train.schedule) == (160, "strong", "cosine")
+    # v4 (the shipped model) is v3's recipe, longer; only the length differs.
+    v4 = TrainingSettings.from_yaml(CONFIGS / "acdc_v4.yaml", ["data.root=/data"]).to_dict()
+    v3_settings = v3.to_dict()
+    assert v4["train"].pop("steps") == 3000 and v3_settings["train"].pop("steps") == 900
+    for settings in (v4, v3_settings):
+        settings.pop("name"), settings.pop("description")
+    assert v4 == v3_settings
     # Table 1's two rows differ only in the method.
     pair = [TrainingSettings.from_yaml(CONFIGS / f"short_acdc10_{v}.yaml", ["data.root=/data"]).to_dict()
             for v in ("cooperative", "standard")]
