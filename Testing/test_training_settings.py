@@ -75,8 +75,8 @@ def test_shipped_configs_are_the_papers_rows():
              "paper_acdc10_no_targeted": "no_targeted", "paper_acdc10_shared_code_a": "shared_code_a",
              "paper_acdc10_shared_code_b": "shared_code_b", "paper_acdc10_separate": "separate"}
     # The CPU-budget runs behind the shipped model and docs/table1.md: shorter, smaller batches, larger steps.
-    short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "acdc_v3": "cooperative", "acdc_v4": "cooperative",
-             "short_acdc10_cooperative": "cooperative",
+    short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "acdc_v3": "cooperative",
+             "acdc_v4": "cooperative", "acdc_v5": "cooperative", "short_acdc10_cooperative": "cooperative",
              "short_acdc10_standard": "standard"}
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(paper) | set(short)
     for name, variant in {**paper, **short}.items():
@@ -107,6 +107,9 @@ def test_shipped_configs_are_the_papers_rows():
     for settings in (v4, v3_settings):
         settings.pop("name"), settings.pop("description")
     assert v4 == v3_settings
+    # v5 restarts v4's recipe at half its peak rate.
+    v5 = TrainingSettings.from_yaml(CONFIGS / "acdc_v5.yaml", ["data.root=/data"])
+    assert v5.method.config().learning_rate == pytest.approx(1e-4) and (v5.data.crop, v5.train.steps) == (160, 4000)
     # Table 1's two rows differ only in the method.
     pair = [TrainingSettings.from_yaml(CONFIGS / f"short_acdc10_{v}.yaml", ["data.root=/data"]).to_dict()
             for v in ("cooperative", "standard")]
