@@ -77,3 +77,11 @@ def enclosure(label: np.ndarray, cavity: int = 1, myo: int = 2) -> Optional[floa
 
 
 needs_acdc = pytest.mark.skipif(not ACDC_ROOT.is_dir(), reason=f"real ACDC data not found at {ACDC_ROOT}")
+
+
+def spiked_copy(subject: str, copy: int):
+    """One of ``coopseg evaluate``'s one-spike copies of ``subject``'s ES frame (an EvaluationCase)."""
+    from CoopSegLib.evaluation.test_sets import build_test_sets
+
+    (case,) = [c for c in build_test_sets(ACDC_ROOT, ["spike"], [subject]) if c.key.endswith(f"_spike_{copy}")]
+    return case

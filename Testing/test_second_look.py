@@ -10,7 +10,7 @@ from CoopSegLib.evaluation.metrics import overlap_scores
 from CoopSegLib.evaluation.test_sets import build_test_sets
 from CoopSegLib.inference.engine import Segmenter
 from CoopSegLib.inference.quality_table import QUALITY_FILE, read_quality_table
-from data_helpers import ACDC_ROOT, needs_acdc
+from data_helpers import ACDC_ROOT, needs_acdc, spiked_copy
 
 SUBJECT = "patient082"  # a validation subject of the shipped model; its second spiked copy defeats the first pass
 
@@ -46,7 +46,7 @@ def test_second_look_rescues_a_spiked_volume_and_leaves_a_clean_one_alone():
 
 @needs_acdc
 def test_segment_command_takes_the_second_look(tmp_path):
-    (spiked,) = [c for c in build_test_sets(ACDC_ROOT, ["spike"], [SUBJECT]) if c.key.endswith("_spike_2")]
+    spiked = spiked_copy(SUBJECT, 2)
     source = tmp_path / "spiked.nii.gz"
     nib.save(nib.Nifti1Image(spiked.image.array.astype(np.float32), spiked.image.affine), source)
     for flag, folder in (([], "plain"), (["--second-look"], "looked")):
@@ -64,7 +64,7 @@ def test_a_volume_the_first_blur_leaves_flagged_gets_the_stronger_one(monkeypatc
     """patient006's second spiked copy: the shipped model's 1.5 px look is still flagged; the 3 px look rescues it."""
     from CoopSegLib.inference import engine
 
-    (spiked,) = [c for c in build_test_sets(ACDC_ROOT, ["spike"], ["patient006"]) if c.key.endswith("_spike_2")]
+    spiked = spiked_copy("patient006", 2)
     segmenter = Segmenter(device="cpu")
     messages = []
     looked = segmenter.segment(spiked.image.array, spiked.image.affine, second_look=True,

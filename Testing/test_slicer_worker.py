@@ -16,9 +16,8 @@ import pytest
 from CoopSegLib.cli import main
 from CoopSegLib.data.nifti import write_nifti
 from CoopSegLib.errors import CoopSegError
-from CoopSegLib.evaluation.test_sets import build_test_sets
 from CoopSegLib.inference.engine import Segmenter
-from data_helpers import ACDC_ROOT, needs_acdc
+from data_helpers import needs_acdc, spiked_copy
 from inference_helpers import ring_volume
 from slicer_helpers import new_scene
 
@@ -158,7 +157,7 @@ def test_unknown_device_is_refused_before_starting(scene_volume, bundle):
 def test_second_look_reaches_the_worker_and_the_module_shows_it():
     """A spiked ACDC volume the shipped model flags: with second_look the worker keeps the blurred pass's labels,
     exactly Segmenter.segment(second_look=True)'s, and the module's quality line says they came from it."""
-    (spiked,) = [c for c in build_test_sets(ACDC_ROOT, ["spike"], [SECOND_LOOK_SUBJECT]) if c.key.endswith("_spike_2")]
+    spiked = spiked_copy(SECOND_LOOK_SUBJECT, 2)
     scene = new_scene()
     volume = add_volume(scene, "spiked", spiked.image.array, spiked.image.affine)
     logic = CoopSegSceneLogic(scene)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
@@ -76,9 +76,16 @@ class PreparedImage:
     slices: np.ndarray  # (sum of S_t, size, size) float32 in [0, 1]
     mappings: List[SliceMapping]
     starts: List[int]  # first slice of each frame in ``slices``
+    resampled: np.ndarray  # ``slices`` before the per-slice min-max: what a second look blurs
 
     def frame_slices(self, frame: int) -> slice:
         return slice(self.starts[frame], self.starts[frame] + self.mappings[frame].num_slices)
+
+    def blurred(self, sigma: float) -> "PreparedImage":
+        """The same image with every model slice blurred in-plane by ``sigma`` pixels before the per-slice
+        min-max (the second look of ``Segmenter.segment``); checking and resampling are not repeated."""
+        blurred = gaussian_blur(torch.from_numpy(np.ascontiguousarray(self.resampled)), sigma).numpy()
+        return replace(self, slices=minmax_per_slice(torch.from_numpy(blurred)).numpy())
 
 
 def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
@@ -154,10 +161,8 @@ class Segmenter:
         return self.model.config.num_classes
 
     # --- steps ------------------------------------------------------------------------------------------------
-    def prepare(self, array: np.ndarray, affine: np.ndarray, monitor: Optional[Monitor] = None,
-                blur_sigma: float = 0.0) -> PreparedImage:
-        """Check the image and turn every frame into model slices, exactly as at training time; ``blur_sigma`` > 0
-        blurs each model slice in-plane by that many pixels first (the second look of ``segment``)."""
+    def prepare(self, array: np.ndarray, affine: np.ndarray, monitor: Optional[Monitor] = None) -> PreparedImage:
+        """Check the image and turn every frame into model slices, exactly as at training time."""
         image = check_image(array, affine)
         monitor = monitor or Monitor()
         slices, mappings, starts, count = [], [], [], 0
@@ -169,11 +174,9 @@ class Segmenter:
             starts.append(count)
             count += mapping.num_slices
         stacked = np.concatenate(slices) if len(slices) > 1 else slices[0]
-        if blur_sigma > 0:
-            stacked = gaussian_blur(torch.from_numpy(np.ascontiguousarray(stacked)), blur_sigma).numpy()
         # Training slices are min-maxed per slice after the volume-wise normalisation (SliceDataset); do the same.
-        stacked = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(stacked))).numpy()
-        return PreparedImage(image, stacked, mappings, starts)
+        normalised = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(stacked))).numpy()
+        return PreparedImage(image, normalised, mappings, starts, stacked)
 
     def autocast(self) -> Any:
         """The numeric context of every forward pass: bf16 autocast when chosen, else nothing."""
@@ -224,13 +227,14 @@ class Segmenter:
         options = dict(stage=stage, probabilities=probabilities, entropy=entropy,
                        largest_component=largest_component, quality=quality or second_look)
         monitor = Monitor(progress, cancel)
-        best = self._segment_once(self.prepare(array, affine, monitor), monitor, **options)
+        prepared = self.prepare(array, affine, monitor)
+        best = self._segment_once(prepared, monitor, **options)
         for sigma in SECOND_LOOK_SIGMAS if second_look else ():
             if best.quality.flag != "review":
                 break
             # Each look takes half of the progress left: the bar never goes back, whether or not more looks follow.
             look = monitor.within(monitor.fraction, (1.0 + monitor.fraction) / 2, f"second look (blur {sigma:g} px): ")
-            candidate = self._segment_once(self.prepare(array, affine, look, sigma), look, **options)
+            candidate = self._segment_once(prepared.blurred(sigma), look, **options)
             candidate.blurred = True
             best = candidate if candidate.quality.volume > best.quality.volume else best
         monitor.report(1.0, "done")
