@@ -45,11 +45,12 @@ def test_second_look_rescues_a_spiked_volume_and_leaves_a_clean_one_alone():
 
 
 @needs_acdc
-def test_segment_command_takes_the_second_look(tmp_path):
+def test_segment_command_takes_the_second_look_by_default(tmp_path):
+    """`coopseg segment` looks again unless --no-second-look (as the Slicer module, whose checkbox is on)."""
     spiked = spiked_copy(SUBJECT, 2)
     source = tmp_path / "spiked.nii.gz"
     nib.save(nib.Nifti1Image(spiked.image.array.astype(np.float32), spiked.image.affine), source)
-    for flag, folder in (([], "plain"), (["--second-look"], "looked")):
+    for flag, folder in ((["--no-second-look"], "plain"), ([], "looked")):
         assert main(["segment", str(source), "--output-dir", str(tmp_path / folder), "--device", "cpu", *flag]) == 0
     plain, _, _ = load_nifti(tmp_path / "plain" / "spiked.nii.gz")
     looked, _, _ = load_nifti(tmp_path / "looked" / "spiked.nii.gz")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from CoopSegLib.cli import add_second_look_option
 from CoopSegLib.errors import CoopSegError
 
 
@@ -59,10 +60,7 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (default 0)")
     parser.add_argument("--largest-component", action="store_true",
                         help="score label maps after keeping each structure's largest 3D component")
-    parser.add_argument("--second-look", action="store_true",
-                        help="while the quality estimate flags a result for review, segment again with an in-plane blur "
-                             "(sigma 1.5, then 3 px) and keep the answer with the highest estimate (rescues spiked "
-                             "images)")
+    add_second_look_option(parser)
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--output-dir", metavar="DIR", default=".", help="where to write the CSV and Markdown (.)")
     parser.set_defaults(func=run)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
+from CoopSegLib.cli import add_second_look_option
 from CoopSegLib.errors import CoopSegError
 
 EXIT_SOME_FAILED = 1  # some inputs could not be segmented; the others were written
@@ -33,10 +34,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--stage", choices=("ftn", "stn"), default="stn",
                         help="stn: FTN refined by the shape network (default); ftn: the fast network alone")
-    parser.add_argument("--second-look", action="store_true",
-                        help="while the quality estimate flags a result for review, segment again with an in-plane blur "
-                             "(sigma 1.5, then 3 px) and keep the answer with the highest estimate (rescues spiked "
-                             "images)")
+    add_second_look_option(parser)
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
     parser.add_argument("--probabilities", action="store_true", help="also write per-class probabilities")
     parser.add_argument("--entropy", action="store_true", help="also write the per-voxel entropy")
