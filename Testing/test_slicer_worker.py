@@ -82,7 +82,7 @@ def test_progress_arrives_while_the_worker_runs_and_labels_equal_coopseg_segment
     for stage, node in (("stn", result.refined), ("ftn", result.initial)):
         out = tmp_path / stage
         assert main(["segment", str(source), "--output-dir", str(out), "--model", str(bundle), "--device", "cpu",
-                     "--stage", stage]) == 0
+                     "--stage", stage, "--no-second-look"]) == 0  # as logic.start() by default
         expected = np.asarray(nib.load(str(out / "rings.nii.gz")).dataobj)
         np.testing.assert_array_equal(labels_from_segmentation(node, volume), expected)
     assert np.count_nonzero(labels_from_segmentation(result.refined, volume)) > 0
