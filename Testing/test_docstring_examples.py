@@ -7,11 +7,11 @@ import pytest
 from CoopSegLib import bundle, runtime
 from CoopSegLib.cooperative import config as cooperative_config
 from CoopSegLib.cooperative import objective, trainer
-from CoopSegLib.inference import engine
+from CoopSegLib.inference import engine, slice_predictor
 from CoopSegLib.networks import config as network_config
 from CoopSegLib.networks import model
 
-MODULES = [network_config, model, cooperative_config, objective, trainer, engine, bundle, runtime]
+MODULES = [network_config, model, cooperative_config, objective, trainer, engine, slice_predictor, bundle, runtime]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)

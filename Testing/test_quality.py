@@ -73,10 +73,10 @@ def test_reconstruction_error_is_higher_for_images_unlike_the_training_ones(bund
     model = load_bundle(bundle).model
     image, _ = ring_volume(6, seed=3)
     segmenter = Segmenter(bundle, device="cpu", precision="fp32")
-    slices = torch.from_numpy(segmenter.prepare(image.array, image.affine).slices)[:, None]
+    slices = segmenter.predictor.model_input(segmenter.prepare(image.array, image.affine).slices)
     with torch.inference_mode():
-        usual = reconstruction_error(model.ftn, model.ftn.codes(slices)[0], slices)
-        inverted = reconstruction_error(model.ftn, model.ftn.codes(1 - slices)[0], 1 - slices)
+        usual = reconstruction_error(model, model.predict(slices, "ftn").z_i, slices)
+        inverted = reconstruction_error(model, model.predict(1 - slices, "ftn").z_i, 1 - slices)
     assert usual.shape == (6,) and float(usual.mean()) < float(inverted.mean())
 
 

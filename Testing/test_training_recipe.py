@@ -18,7 +18,8 @@ from CoopSegLib.bundle import load_bundle
 from CoopSegLib.cooperative import CooperativeConfig, CooperativeTrainer
 from CoopSegLib.data.augmentation import SliceAugmenter
 from CoopSegLib.data.crops import heart_crop_window
-from CoopSegLib.data.intensity_augmentation import IntensityAugmenter, IntensityPolicy, gaussian_blur
+from CoopSegLib.data.filters import gaussian_blur
+from CoopSegLib.data.intensity_augmentation import IntensityAugmenter, IntensityPolicy
 from CoopSegLib.data.phantom import phantom_cases
 from CoopSegLib.data.slices import SliceDataset, VolumeCache
 from CoopSegLib.errors import ConfigError, CoopSegError
@@ -205,7 +206,7 @@ def test_training_code_never_uses_the_artefact_test_transforms():
     artefacts = {"RandomBiasField", "RandomGhosting", "RandomMotion", "RandomSpike", "BiasField", "Ghosting",
                  "Motion", "Spike", "corrupt_volume", "CORRUPTIONS"}
     training_code = [REPO / "CoopSegLib" / "data" / name for name in
-                     ("augmentation.py", "intensity_augmentation.py", "crops.py", "slices.py")]
+                     ("augmentation.py", "intensity_augmentation.py", "filters.py", "crops.py", "slices.py")]
     training_code += sorted((REPO / "CoopSegLib" / "training").glob("*.py"))
     assert "RandomElasticDeformation" in used_names(training_code[0])  # the check sees TorchIO names in use
     for path in training_code:

@@ -15,6 +15,8 @@ import torch
 from CoopSegLib.bundle import load_bundle
 from CoopSegLib.data import phantom_cases, phantom_subject, prepare_case
 from CoopSegLib.inference import Segmenter
+from CoopSegLib.inference.slice_predictor import SlicePredictor
+from CoopSegLib.runtime import Runtime
 from CoopSegLib.training.loop import run_training
 from CoopSegLib.training.settings import TrainingSettings, read_yaml
 from CoopSegLib.training.validation import validate
@@ -205,14 +207,9 @@ def test_bundle_from_training_predicts_as_the_trainer_validated(tmp_path):
                for case in phantom_cases(3, seed=0) if case.subject in held_out]
     assert len(volumes) == 2  # ED and ES of the held-out subject
 
-    class BundleTrainer:  # validate() needs only predict() and config: score the loaded bundle the same way
-        config = settings.method.config()
-
-        @staticmethod
-        def predict(images, stage):
-            return bundle.model.predict(images, stage)
-
-    assert validate(BundleTrainer, volumes).row() == pytest.approx(outcome.best.row(), abs=1e-3, nan_ok=True)
+    # validate() takes a slice predictor: score the loaded bundle the way training scored its weights.
+    predictor = SlicePredictor(bundle.model, Runtime.create("cpu", "fp32", channels_last=False))
+    assert validate(predictor, volumes).row() == pytest.approx(outcome.best.row(), abs=1e-3, nan_ok=True)
 
     # The inference engine takes the bundle as it is: its grid, its networks, any input geometry.
     segmenter = Segmenter(outcome.bundle, device="cpu", precision="fp32")

@@ -77,7 +77,7 @@ def main() -> None:
         "input": args.input.name,
         "shape": list(image.array.shape),
         "stage": args.stage,
-        "precision": "bf16" if segmenter.bf16 else "fp32",
+        "precision": "bf16" if segmenter.runtime.bf16 else "fp32",
         "repeats": args.repeats,
         **machine_fields(segmenter.device),
     }))

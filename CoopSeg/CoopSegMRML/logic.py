@@ -32,7 +32,7 @@ from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices
 from CoopSegLib.inference import Segmenter, preview_hard_example
 from CoopSegLib.inference.worker import command
-from CoopSegLib.runtime import canonical_device_name
+from CoopSegLib.runtime import DEVICES, device_choice
 from CoopSegLib.weights import default_bundle, has_default_bundle
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
 from CoopSegMRML.quality import QualityEstimate, read_quality
@@ -41,7 +41,6 @@ from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_ta
 from CoopSegMRML.volumes import volume_image
 from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, Launcher, Status, WorkerProcess
 
-DEVICES = ("auto", "cpu", "cuda")  # the GUI's choices, as torch names them ("gpu", from older scenes, means cuda)
 STAGE_TITLES = {"initial": "initial (FTN)", "refined": "refined (FTN+STN)"}
 ROLE_ATTRIBUTE = "CoopSeg.Role"
 RUN_ATTRIBUTE = "CoopSeg.Run"
@@ -121,10 +120,10 @@ class CoopSegSceneLogic:
 
     @staticmethod
     def _device(device: str) -> str:
-        name = canonical_device_name(device)
-        if name not in DEVICES:
-            raise CoopSegError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-        return name
+        try:  # the GUI's choices are runtime's DEVICES ("gpu", from older scenes, means cuda)
+            return device_choice(device)
+        except ValueError as error:
+            raise CoopSegError(str(error)) from None
 
     def segmenter(self, model: str = "", device: str = "auto") -> Segmenter:
         """The model bundle folder ``model`` ("" = the shipped default) loaded in this process on ``device``

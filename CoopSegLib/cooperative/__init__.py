@@ -1,25 +1,24 @@
 """Cooperative training: losses, hard-example generation, the cooperative objective, its settings and the trainer.
 
 The networks and the model they make up live in ``CoopSegLib.networks``; this package only trains them.
+Its names load on first use (``CoopSegLib.lazy``): importing one module of the package (the previews take
+``hard_examples``) never loads the trainer with its optimiser, weight average and DistributedDataParallel.
 """
 
-from CoopSegLib.cooperative.config import VARIANTS, CooperativeConfig
-from CoopSegLib.cooperative.hard_examples import HardExamples, frozen_batchnorm_statistics, generate_hard_examples
-from CoopSegLib.cooperative.losses import reconstruction_loss, segmentation_loss
-from CoopSegLib.cooperative.objective import CooperativeLoss, CooperativeObjective
-from CoopSegLib.cooperative.trainer import CooperativeTrainer
-from CoopSegLib.runtime import resolve_device  # its home is CoopSegLib.runtime; kept here for existing callers
+from CoopSegLib.lazy import lazy_names
 
-__all__ = [
-    "VARIANTS",
-    "CooperativeConfig",
-    "CooperativeLoss",
-    "CooperativeObjective",
-    "CooperativeTrainer",
-    "HardExamples",
-    "frozen_batchnorm_statistics",
-    "generate_hard_examples",
-    "reconstruction_loss",
-    "resolve_device",
-    "segmentation_loss",
-]
+_HOMES = {
+    "VARIANTS": "CoopSegLib.cooperative.config",
+    "CooperativeConfig": "CoopSegLib.cooperative.config",
+    "HardExamples": "CoopSegLib.cooperative.hard_examples",
+    "frozen_batchnorm_statistics": "CoopSegLib.cooperative.hard_examples",
+    "generate_hard_examples": "CoopSegLib.cooperative.hard_examples",
+    "reconstruction_loss": "CoopSegLib.cooperative.losses",
+    "segmentation_loss": "CoopSegLib.cooperative.losses",
+    "CooperativeLoss": "CoopSegLib.cooperative.objective",
+    "CooperativeObjective": "CoopSegLib.cooperative.objective",
+    "CooperativeTrainer": "CoopSegLib.cooperative.trainer",
+    "resolve_device": "CoopSegLib.runtime",  # its home is CoopSegLib.runtime; kept here for existing callers
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -17,6 +17,7 @@ from CoopSegLib.cooperative.config import CooperativeConfig
 from CoopSegLib.cooperative.hard_examples import HardExamples
 from CoopSegLib.cooperative.objective import CooperativeLoss, CooperativeObjective
 from CoopSegLib.networks import CoopSegModel, Prediction
+from CoopSegLib import runtime
 from CoopSegLib.runtime import numeric_context, resolve_device, uses_bf16
 
 
@@ -49,7 +50,7 @@ class CooperativeTrainer:
         self.bf16 = uses_bf16(precision, self.device)
         # channels_last speeds up cuDNN and oneDNN bf16 convolutions (bench/train_step.py measures it); fp32 CPU
         # convolutions gain little from it.
-        default_channels_last = self.device.type == "cuda" or self.bf16
+        default_channels_last = runtime.default_channels_last(self.device, self.bf16, training=True)
         self.channels_last = default_channels_last if channels_last is None else bool(channels_last)
         self.model = CoopSegModel(config.network).to(self.device)
         self.objective = CooperativeObjective(config, self.model)

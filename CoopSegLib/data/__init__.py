@@ -1,23 +1,41 @@
 """Data layer: readers, geometry, preprocessing, training slices, augmentation, corruption, synthetic phantom.
 
 Importing this package needs torch and numpy only; nibabel and TorchIO are imported where files are read or
-TorchIO transforms run.
+TorchIO transforms run. Its names load on first use (``CoopSegLib.lazy``): inference, which takes geometry,
+preprocessing and filters, never loads augmentation or the training slices.
 """
 
-from CoopSegLib.data.augmentation import AugmentationPolicy, SliceAugmenter
-from CoopSegLib.data.case import Case, make_case
-from CoopSegLib.data.geometry import MODEL_SIZE, MODEL_SPACING, SliceMapping, Volume, stack_axis, to_model_slices
-from CoopSegLib.data.labels import ACDC_TO_CANONICAL, MNMS_TO_CANONICAL, remap_labels
-from CoopSegLib.data.normalisation import minmax_per_slice, normalise_percentiles
-from CoopSegLib.data.phantom import phantom_cases, phantom_subject
-from CoopSegLib.data.preprocess import PreparedVolume, prepare_case, prepare_image
-from CoopSegLib.data.slices import SliceDataset, VolumeCache, paired_collate, seed_worker
-from CoopSegLib.data.splits import ACDC_TEST_SUBJECTS, Split, all_subjects_split, paper_split
+from CoopSegLib.lazy import lazy_names
 
-__all__ = [
-    "ACDC_TEST_SUBJECTS", "ACDC_TO_CANONICAL", "AugmentationPolicy", "Case", "MNMS_TO_CANONICAL", "MODEL_SIZE",
-    "MODEL_SPACING", "PreparedVolume", "SliceAugmenter", "SliceDataset", "SliceMapping", "Split", "Volume",
-    "VolumeCache", "all_subjects_split", "make_case", "minmax_per_slice", "normalise_percentiles", "paired_collate",
-    "paper_split", "phantom_cases", "phantom_subject", "prepare_case", "prepare_image", "remap_labels",
-    "seed_worker", "stack_axis", "to_model_slices",
-]
+_HOMES = {
+    "AugmentationPolicy": "CoopSegLib.data.augmentation",
+    "SliceAugmenter": "CoopSegLib.data.augmentation",
+    "Case": "CoopSegLib.data.case",
+    "make_case": "CoopSegLib.data.case",
+    "MODEL_SIZE": "CoopSegLib.data.geometry",
+    "MODEL_SPACING": "CoopSegLib.data.geometry",
+    "SliceMapping": "CoopSegLib.data.geometry",
+    "Volume": "CoopSegLib.data.geometry",
+    "stack_axis": "CoopSegLib.data.geometry",
+    "to_model_slices": "CoopSegLib.data.geometry",
+    "ACDC_TO_CANONICAL": "CoopSegLib.data.labels",
+    "MNMS_TO_CANONICAL": "CoopSegLib.data.labels",
+    "remap_labels": "CoopSegLib.data.labels",
+    "minmax_per_slice": "CoopSegLib.data.normalisation",
+    "normalise_percentiles": "CoopSegLib.data.normalisation",
+    "phantom_cases": "CoopSegLib.data.phantom",
+    "phantom_subject": "CoopSegLib.data.phantom",
+    "PreparedVolume": "CoopSegLib.data.preprocess",
+    "prepare_case": "CoopSegLib.data.preprocess",
+    "prepare_image": "CoopSegLib.data.preprocess",
+    "SliceDataset": "CoopSegLib.data.slices",
+    "VolumeCache": "CoopSegLib.data.slices",
+    "paired_collate": "CoopSegLib.data.slices",
+    "seed_worker": "CoopSegLib.data.slices",
+    "ACDC_TEST_SUBJECTS": "CoopSegLib.data.splits",
+    "Split": "CoopSegLib.data.splits",
+    "all_subjects_split": "CoopSegLib.data.splits",
+    "paper_split": "CoopSegLib.data.splits",
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

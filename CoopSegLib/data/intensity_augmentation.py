@@ -18,12 +18,13 @@ Every draw is taken whether or not its transform fires, so a slice's parameters 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+
+from CoopSegLib.data.filters import gaussian_blur
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,6 @@ class IntensityPolicy:
 
 def _draw(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(1, generator=generator, dtype=torch.float64))
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable in-plane Gaussian blur of a (C, H, W) image, reflecting at the borders."""
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    out = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(image.shape[0], 1, 1, -1), groups=image.shape[0])
-    out = F.conv2d(out, kernel.view(1, 1, -1, 1).expand(image.shape[0], 1, -1, 1), groups=image.shape[0])
-    return out[0]
 
 
 def simulate_low_resolution(image: torch.Tensor, zoom: float) -> torch.Tensor:

@@ -5,9 +5,10 @@
     result.initial, result.refined                       # uint8 label maps (FTN, FTN+STN), the array's shape
 
 Each frame is prepared exactly as at training time (``prepare_image``: percentile clip and min-max on the whole
-volume, resampling to the bundle's spacing and size; then min-max per slice, as ``SliceDataset`` does). All slices
-of all frames go through the networks in batches of at most ``max_slices``; the STN refines the FTN logits of the
-same pass (one refinement, no second FTN run), and the image decoder is skipped (segmentation does not need it).
+volume, resampling to the bundle's spacing and size); the ``SlicePredictor`` then min-maxes each slice, as
+``SliceDataset`` does, and runs all slices of all frames through the networks in batches of at most ``max_slices``
+(the same predictor validation uses); the STN refines the FTN logits of the same pass (one refinement, no second
+FTN run), and the image decoder is skipped (segmentation does not need it).
 Results are mapped back with the frame's ``SliceMapping``: labels by nearest neighbour, probabilities linearly.
 With ``quality=True`` (the default) the same pass measures the signals of ``quality`` (the STN runs even for stage
 "ftn", and the image decoder on the central part of each slice) and ``result.quality`` holds the estimated Dice.
@@ -25,17 +26,17 @@ import torch
 
 from CoopSegLib.bundle import Bundle, BundleError, load_bundle
 from CoopSegLib.data.geometry import SliceMapping
-from CoopSegLib.data.intensity_augmentation import gaussian_blur
-from CoopSegLib.data.normalisation import minmax_per_slice
+from CoopSegLib.data.filters import gaussian_blur
 from CoopSegLib.data.preprocess import prepare_image
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.inference.components import keep_largest_components
 from CoopSegLib.inference.inputs import ImageInput, check_image
 from CoopSegLib.inference.monitor import Monitor, ProgressCallback
 from CoopSegLib.inference.quality import (METADATA_KEY, QualityEstimate, SliceSignals, check_calibration,
-                                          estimate_quality, frame_features, heart_entropy, reconstruction_error)
+                                          estimate_quality, frame_features, pass_signals)
+from CoopSegLib.inference.slice_predictor import DEFAULT_MAX_SLICES, SlicePredictor
 from CoopSegLib.networks import STAGES, Prediction, size_divisor
-from CoopSegLib.runtime import numeric_context, resolve_device, uses_bf16
+from CoopSegLib.runtime import Runtime
 from CoopSegLib.weights import default_bundle
 
 # The second look's in-plane blurs, in model pixels (1.37 mm), tried in turn while the answer stays flagged: sigma
@@ -43,7 +44,6 @@ from CoopSegLib.weights import default_bundle
 # is only tried on a flagged result); 3 px rescues most of the spiked volumes that 1.5 px leaves empty
 # (docs/model_card.md).
 SECOND_LOOK_SIGMAS = (1.5, 3.0)
-DEFAULT_MAX_SLICES = 32  # slices per forward pass: bounds activation memory (~25 MB per 192x192 slice in fp32)
 
 
 @dataclass
@@ -70,13 +70,12 @@ class Segmentation:
 
 @dataclass
 class PreparedImage:
-    """Model-ready slices of every frame (concatenated) and how each frame maps back."""
+    """Model-grid slices of every frame (concatenated) and how each frame maps back."""
 
     image: ImageInput
-    slices: np.ndarray  # (sum of S_t, size, size) float32 in [0, 1]
+    slices: np.ndarray  # (sum of S_t, size, size) float32, before the per-slice min-max (``SlicePredictor``'s)
     mappings: List[SliceMapping]
     starts: List[int]  # first slice of each frame in ``slices``
-    resampled: np.ndarray  # ``slices`` before the per-slice min-max: what a second look blurs
 
     def frame_slices(self, frame: int) -> slice:
         return slice(self.starts[frame], self.starts[frame] + self.mappings[frame].num_slices)
@@ -84,8 +83,7 @@ class PreparedImage:
     def blurred(self, sigma: float) -> "PreparedImage":
         """The same image with every model slice blurred in-plane by ``sigma`` pixels before the per-slice
         min-max (the second look of ``Segmenter.segment``); checking and resampling are not repeated."""
-        blurred = gaussian_blur(torch.from_numpy(np.ascontiguousarray(self.resampled)), sigma).numpy()
-        return replace(self, slices=minmax_per_slice(torch.from_numpy(blurred)).numpy())
+        return replace(self, slices=gaussian_blur(torch.from_numpy(np.ascontiguousarray(self.slices)), sigma).numpy())
 
 
 def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
@@ -134,21 +132,16 @@ class Segmenter:
         if max_slices < 1:
             raise CoopSegError(f"max_slices must be at least 1, got {max_slices}")
         try:
-            self.device = resolve_device(device)
-            self.bf16 = uses_bf16(precision, self.device)
+            self.runtime = Runtime.create(device, precision, channels_last)
         except (RuntimeError, ValueError) as error:
             raise CoopSegError(str(error)) from None
+        self.device = self.runtime.device
         if not isinstance(bundle, Bundle):
             bundle = load_bundle(bundle if bundle is not None else default_bundle(), self.device)
         self.bundle = bundle
         self.spacing, self.size = _bundle_grid(bundle)
-        self.model = bundle.model.to(self.device).eval()
-        # channels_last suits cuDNN and oneDNN; for inference it pays off on CPUs in fp32 too (bench/inference.py:
-        # 0.46 s instead of 0.65 s per ACDC volume on 2 cores), unlike training's backward pass.
-        self.channels_last = True if channels_last is None else bool(channels_last)
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        self.max_slices = int(max_slices)
+        self.predictor = SlicePredictor(bundle.model, self.runtime, max_slices)
+        self.model = self.predictor.model
         self.calibration = bundle.metadata.get(METADATA_KEY)
         if self.calibration is not None:
             try:
@@ -174,34 +167,11 @@ class Segmenter:
             starts.append(count)
             count += mapping.num_slices
         stacked = np.concatenate(slices) if len(slices) > 1 else slices[0]
-        # Training slices are min-maxed per slice after the volume-wise normalisation (SliceDataset); do the same.
-        normalised = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(stacked))).numpy()
-        return PreparedImage(image, normalised, mappings, starts, stacked)
-
-    def autocast(self) -> Any:
-        """The numeric context of every forward pass: bf16 autocast when chosen, else nothing."""
-        return numeric_context(self.device, self.bf16)
-
-    def to_model(self, slices: np.ndarray) -> torch.Tensor:
-        """Slices (S, H, W) -> a network input batch (S, 1, H, W) on the device, in the model's memory format."""
-        batch = torch.from_numpy(np.ascontiguousarray(slices))[:, None].to(self.device)
-        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+        return PreparedImage(image, stacked, mappings, starts)
 
     def predict(self, slices: np.ndarray, stage: str = "stn") -> Prediction:
         """The model's prediction (``CoopSegModel.predict``: float32 logits) for one batch of model slices."""
-        with torch.inference_mode(), self.autocast():
-            return self.model.predict(self.to_model(slices), stage)
-
-    def predict_with_signals(self, slices: np.ndarray) -> Tuple[Prediction, Tuple[torch.Tensor, ...]]:
-        """Both stages' prediction of one batch, and the per-slice quality signals: (FTN entropy, STN entropy,
-        reconstruction error), each (B,) on the device."""
-        with torch.inference_mode(), self.autocast():
-            images = self.to_model(slices)
-            prediction = self.model.predict(images, "stn")
-            reconstruction = reconstruction_error(self.model.ftn, prediction.z_i, images)
-        initial, refined = prediction.initial, prediction.refined
-        heart = (initial.argmax(1) > 0) | (refined.argmax(1) > 0)
-        return prediction, (heart_entropy(initial, heart), heart_entropy(refined, heart), reconstruction)
+        return self.predictor.predict(slices, stage)
 
     # --- the whole job ----------------------------------------------------------------------------------------
     def segment(self, array: np.ndarray, affine: np.ndarray, stage: str = "stn", probabilities: bool = False,
@@ -250,15 +220,13 @@ class Segmenter:
         signals = np.zeros((3, total), dtype=np.float32) if quality else None
         stage_probabilities = (np.empty((total, self.num_classes, self.size, self.size), dtype=np.float32)
                                if keep_probabilities else None)
-        for start in range(0, total, self.max_slices):
-            monitor.report(0.1 + 0.8 * start / total, f"segmenting slices {start + 1}-"
-                           f"{min(total, start + self.max_slices)} of {total}")
-            stop = min(total, start + self.max_slices)
+        for start, stop in self.predictor.batches(total):
+            monitor.report(0.1 + 0.8 * start / total, f"segmenting slices {start + 1}-{stop} of {total}")
             if signals is not None:
-                prediction, measured = self.predict_with_signals(prepared.slices[start:stop])
-                signals[:, start:stop] = torch.stack(measured).cpu().numpy()
+                prediction, measured = self.predictor.predict_with(prepared.slices[start:stop], pass_signals)
+                signals[:, start:stop] = measured.cpu().numpy()
             else:
-                prediction = self.predict(prepared.slices[start:stop], stage)
+                prediction = self.predictor.predict(prepared.slices[start:stop], stage)
             initial, refined = prediction.initial, prediction.refined
             initial_labels[start:stop] = initial.argmax(1).to("cpu", torch.uint8).numpy()
             if refined is not None:

@@ -5,7 +5,8 @@ targeted channel-wise or targeted spatial-wise), fraction p and soft factor a, t
 x_hat = D_i(masked z_i) and the corrupted segmentation p_hat = D_s(masked z_s), shown beside the clean
 reconstruction and segmentation. Everything is mapped onto the input slice's own grid.
 
-The codes come from the model's ``predict`` and the hard example from training's own ``generate_hard_examples``
+The slice goes through the segmenter's ``SlicePredictor`` (its normalisation and numerics), the codes come from
+the model's ``predict``, and the hard example from training's own ``generate_hard_examples``
 with the scheme and fraction fixed (``masking.mask_code``) instead of drawn. Targeted masks rank latent units by
 the gradient of the task loss, as in training; with no ground truth at inference the segmentation loss uses the
 FTN's own clean prediction as the target (argmax of D_s(z_s)), and the reconstruction loss the model's input slice.
@@ -77,8 +78,8 @@ def preview_hard_example(segmenter: Segmenter, array: np.ndarray, affine: np.nda
     if not 0 <= slice_index < count:
         raise CoopSegError(f"slice index {slice_index} is outside the image's {count} slice(s) along axis {axis}")
     canonical = count - 1 - slice_index if mapping.flips[2] else slice_index
-    ftn = segmenter.model.ftn
-    x = segmenter.to_model(prepared.slices[canonical : canonical + 1])
+    predictor, model = segmenter.predictor, segmenter.predictor.model
+    x = predictor.model_input(prepared.slices[canonical : canonical + 1])
     generator = torch.Generator().manual_seed(int(seed))  # masks draw on the CPU from this generator only
 
     def fixed_mask(z, gradient):
@@ -86,12 +87,12 @@ def preview_hard_example(segmenter: Segmenter, array: np.ndarray, affine: np.nda
 
     # The segmenter's numerics (so the clean labels are the ones it gives), but plain autograd rather than
     # inference_mode: targeted masks differentiate the task loss with respect to the codes.
-    with segmenter.autocast():
-        clean = segmenter.model.predict(x, "ftn")
-        with torch.no_grad():
-            reconstruction = ftn.reconstruct(clean.z_i)
+    with predictor.numerics(gradients=True):
+        clean = model.predict(x, "ftn")
+        reconstruction = model.reconstruct(clean.z_i)
         logits = clean.initial
-        hard = generate_hard_examples(ftn, fixed_mask, clean.z_i, clean.z_s, x, logits.argmax(1))
+        # Training's own generator takes the FTN, whose decoders make the hard example.
+        hard = generate_hard_examples(model.ftn, fixed_mask, clean.z_i, clean.z_s, x, logits.argmax(1))
     corrupted_image, corrupted_logits = hard.image, hard.logits
 
     single = _single_slice(mapping)

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURE_CODES
+
+if TYPE_CHECKING:
+    from CoopSegLib.networks import CoopSegModel, Prediction
 
 METADATA_KEY = "quality"  # section of the bundle's metadata.json holding the calibration
 CALIBRATION_FORMAT = 1
@@ -83,7 +86,16 @@ class QualityEstimate:
 
 
 # --- signals measured in the segmentation pass -----------------------------------------------------------------
-def reconstruction_error(ftn: torch.nn.Module, z_i: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+def pass_signals(model: "CoopSegModel", images: torch.Tensor, prediction: "Prediction") -> torch.Tensor:
+    """(3, B) per-slice signals of one batch the networks segmented (``SlicePredictor.predict_with``, stage "stn"):
+    FTN entropy, STN entropy over the predicted heart, and the reconstruction error, on the device."""
+    initial, refined = prediction.initial, prediction.refined
+    heart = (initial.argmax(1) > 0) | (refined.argmax(1) > 0)
+    reconstruction = reconstruction_error(model, prediction.z_i, images)
+    return torch.stack((heart_entropy(initial, heart), heart_entropy(refined, heart), reconstruction))
+
+
+def reconstruction_error(model: "CoopSegModel", z_i: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """Per-slice mean squared error of D_i(z_i) against the input, on the central half of the image.
 
     The decoder has no skip connections, so decoding the central half of the code map gives the central half of the
@@ -92,11 +104,11 @@ def reconstruction_error(ftn: torch.nn.Module, z_i: torch.Tensor, images: torch.
     height, width = z_i.shape[-2:]
     factor = images.shape[-1] // width
     if min(height, width) < 8:  # too small to crop and still keep an inner region: decode everything
-        decoded = ftn.reconstruct(z_i).float()
+        decoded = model.reconstruct(z_i).float()
         return ((decoded - images.float()) ** 2).mean(dim=(1, 2, 3))
     top, left = height // 4, width // 4
     rows, cols = slice(top, top + height // 2), slice(left, left + width // 2)
-    decoded = ftn.reconstruct(z_i[..., rows, cols]).float()[..., factor:-factor, factor:-factor]
+    decoded = model.reconstruct(z_i[..., rows, cols]).float()[..., factor:-factor, factor:-factor]
     target = images[..., (rows.start + 1) * factor:(rows.stop - 1) * factor,
                     (cols.start + 1) * factor:(cols.stop - 1) * factor].float()
     return ((decoded - target) ** 2).mean(dim=(1, 2, 3))

@@ -3,7 +3,8 @@
 Every caller that wants a segmentation (the trainer's validation and pictures, the ``Segmenter``, the hard-example
 previews, the Slicer module through the worker) calls ``predict(images, stage)``: the FTN's codes and logits, then
 for stage "stn" the STN's refinement of softmax(float32 logits / T). The image decoder is not run (segmentation
-does not need it); callers that want D_i use ``ftn.reconstruct`` on the returned image code.
+does not need it); callers that want D_i call ``reconstruct`` on the returned image code. Nothing outside the
+networks and the training objective reaches into ``ftn`` or ``stn``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class CoopSegModel(nn.Module):
     (torch.Size([2, 4, 32, 32]), torch.Size([2, 4, 32, 32]))
     >>> model.predict(torch.rand(2, 1, 32, 32), stage="ftn").refined is None
     True
+    >>> model.reconstruct(prediction.z_i).shape
+    torch.Size([2, 1, 32, 32])
     """
 
     def __init__(self, config: Optional[NetworkConfig] = None):
@@ -61,3 +64,9 @@ class CoopSegModel(nn.Module):
         initial = self.ftn.segment(z_s).float()
         refined = self.stn.refine(initial, self.config.temperature).float() if stage == "stn" else None
         return Prediction(initial, refined, z_i, z_s)
+
+    @torch.no_grad()
+    def reconstruct(self, z_i: torch.Tensor) -> torch.Tensor:
+        """D_i(z_i): the image decoder's image in [0, 1] for an image code (``Prediction.z_i``, or part of one: the
+        decoder has no skip connections, so a crop of the code decodes to the matching crop of the image)."""
+        return self.ftn.reconstruct(z_i)

@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from CoopSegLib import LABEL_NAMES
-from CoopSegLib.cooperative.trainer import CooperativeTrainer
-from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.data.preprocess import PreparedVolume
+from CoopSegLib.inference.slice_predictor import SlicePredictor
 from CoopSegLib.networks import STAGES
 
 # Short column names for the structures (label codes 1, 2, 3).
@@ -68,23 +67,15 @@ def dice_per_structure(prediction: torch.Tensor, truth: torch.Tensor, num_classe
     return torch.where(both_empty, torch.nan, dice.float()).numpy()
 
 
-def predict_volume(trainer: CooperativeTrainer, image: np.ndarray, chunk: int = 32) -> Dict[str, torch.Tensor]:
-    """FTN and FTN+STN label maps (S, H, W) for model slices (S, H, W), ``chunk`` slices per forward pass."""
-    # Each slice min-maxed on its own, as the training slices (and inference) are.
-    slices = minmax_per_slice(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))[:, None]
-    labels: Dict[str, List[torch.Tensor]] = {stage: [] for stage in STAGES}
-    for start in range(0, len(slices), chunk):
-        prediction = trainer.predict(slices[start:start + chunk], "stn")
-        labels["ftn"].append(prediction.initial.argmax(1).cpu())
-        labels["stn"].append(prediction.refined.argmax(1).cpu())
-    return {stage: torch.cat(parts) for stage, parts in labels.items()}
+def validate(predictor: SlicePredictor, volumes: Sequence[PreparedVolume]) -> ValidationResult:
+    """Dice of both stages on every volume, averaged per structure over volumes.
 
-
-def validate(trainer: CooperativeTrainer, volumes: Sequence[PreparedVolume], chunk: int = 32) -> ValidationResult:
-    """Dice of both stages on every volume, averaged per structure over volumes."""
+    ``predictor`` runs the model being validated exactly as the ``Segmenter`` runs a bundle's (training passes
+    ``SlicePredictor(trainer.evaluation_model, runtime)``): the same batching, per-slice min-max and numerics.
+    """
     if not volumes:
         raise ValueError("validation needs at least one volume")
-    num_classes = trainer.config.network.num_classes
+    num_classes = predictor.num_classes
     names = [STRUCTURE_COLUMNS.get(c, LABEL_NAMES.get(c, str(c))) for c in range(1, num_classes)]
     scores = {stage: [] for stage in STAGES}
     rows: List[Dict[str, object]] = []
@@ -92,7 +83,7 @@ def validate(trainer: CooperativeTrainer, volumes: Sequence[PreparedVolume], chu
         if volume.label is None:
             raise ValueError(f"{volume.key}: validation volumes need labels")
         truth = torch.from_numpy(volume.label.astype(np.int64))
-        predicted = predict_volume(trainer, volume.image, chunk)
+        predicted = {stage: torch.from_numpy(labels) for stage, labels in predictor.labels(volume.image).items()}
         row: Dict[str, object] = {"volume": volume.key}
         for stage in STAGES:
             dice = dice_per_structure(predicted[stage], truth, num_classes)
