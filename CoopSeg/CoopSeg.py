@@ -115,6 +115,18 @@ def dependenciesPresent() -> bool:
     return torchVersionOk() and nibabelOk()
 
 
+def ensureDependenciesFor(widget) -> bool:
+    """ensureDependencies with the widget's buttons disabled while it runs (an install takes minutes and runs
+    Qt's event loop: a second click must not nest a second install); re-enabled whatever happens."""
+    widget._installing = True
+    widget.updateButtons()
+    try:
+        return ensureDependencies()
+    finally:
+        widget._installing = False
+        widget.updateButtons()
+
+
 def ensureDependencies() -> bool:
     """torch (>= TORCH_MINIMUM) through the PyTorch extension and nibabel (the worker's NIfTI files, pure Python),
     each after the user agrees; False when one is not there.
@@ -167,6 +179,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._job = None
         self._timer = None
+        self._installing = False  # a dependency install is under way: Apply, Preview and Indices wait for it
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -314,7 +327,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def updateButtons(self) -> None:
         node = self._parameterNode
-        running = self._job is not None
+        running = self._job is not None or self._installing
         hasInput = bool(node and node.inputVolume)
         self.ui.applyButton.enabled = hasInput and not running
         self.ui.cancelButton.enabled = running
@@ -326,7 +339,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApply(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not start segmenting.", waitCursor=True):
-            if not ensureDependencies():
+            if not ensureDependenciesFor(self):
                 self.ui.statusLabel.text = "Idle (PyTorch or nibabel is not available)"
                 return
             output = node.outputSegmentation
@@ -407,7 +420,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPreview(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not make the hard-example preview.", waitCursor=True):
-            if not ensureDependencies():
+            if not ensureDependenciesFor(self):
                 return
             preview = self.logic.sceneLogic().preview(node.inputVolume, node.previewSlice, node.previewScheme,
                                                       node.previewFraction, node.previewSoftFactor,
@@ -422,7 +435,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onIndices(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the clinical indices.", waitCursor=True):
-            if not ensureDependencies():
+            if not ensureDependenciesFor(self):
                 return
             table, _ = self.logic.sceneLogic().clinical_indices(node.edVolume, node.esVolume)
             self.ui.indicesTableView.setMRMLTableNode(table)
@@ -448,8 +461,12 @@ def pythonSlicer() -> str:
 
 
 def launchWorker(args, environment):
-    """Start the worker as Slicer starts console processes: no console window on Windows, stderr in stdout."""
-    return slicer.util.launchConsoleProcess(args, updateEnvironment=environment)
+    """Start the worker as slicer.util.launchConsoleProcess does (Slicer's startup environment, no console window,
+    stderr in stdout), but in a process group of its own: PythonSlicer is a launcher whose child, python-real, does
+    the work, and Cancel must kill both (launchConsoleProcess takes no such option)."""
+    from CoopSegMRML.worker_process import launch_subprocess
+
+    return launch_subprocess(args, environment, base_environment=slicer.util.startupEnvironment())
 
 
 class CoopSegLogic(ScriptedLoadableModuleLogic):
