@@ -368,7 +368,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._job is None:
             self._timer.stop()
             return
-        status = self._job.status()
+        status = self.logic.sceneLogic().poll(self._job)  # cancels quietly when the input was deleted
         self.ui.progressBar.value = int(round(100 * status.fraction))
         if status.state not in (FINISHED, FAILED, CANCELLED):
             self.ui.statusLabel.text = f"Segmenting: {status.message}"
@@ -395,7 +395,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(f"Segmenting '{name}' failed: {status.message}",
                                      detailedText=job.process.log)
         else:
-            self.ui.statusLabel.text = "Cancelled"
+            self.ui.statusLabel.text = "Cancelled" + (f" ({status.message})" if status.message != "cancelled" else "")
         self.updateButtons()
 
     def showQuality(self, quality) -> None:
