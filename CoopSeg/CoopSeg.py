@@ -72,6 +72,9 @@ class CoopSeg(ScriptedLoadableModule):
         self.parent.acknowledgementText = (
             "Method: C. Chen et al., Cooperative Training and Latent Space Data Augmentation for Robust Medical Image "
             "Segmentation, MICCAI 2021.")
+        # The terminology context at start-up (torch-free), so that a saved scene reopened in a new session finds it
+        # before the module is ever opened. qSlicerApplication::startupCompleted() exists in Slicer 5.6.
+        slicer.app.connect("startupCompleted()", loadTerminology)
 
 
 @parameterNodeWrapper
@@ -221,8 +224,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.schemeComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
-        if dependenciesPresent():
-            loadTerminology()
+        loadTerminology()  # loaded at start-up already; this covers a module loaded later (it is loaded once)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -443,7 +445,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 def loadTerminology() -> None:
     """The module's terminology context (it has the myocardium, Slicer's default list has not), so the
-    terminology browser recognises CoopSeg's segments. Imported late: CoopSegMRML needs torch."""
+    terminology browser recognises CoopSeg's segments. CoopSegMRML.terminology needs no torch."""
     from CoopSegMRML.terminology import load_terminology
 
     try:
@@ -484,7 +486,6 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
         if self._sceneLogic is None or self._sceneLogic.scene is not slicer.mrmlScene:
             from CoopSegMRML import CoopSegSceneLogic
 
-            loadTerminology()
             self._sceneLogic = CoopSegSceneLogic(slicer.mrmlScene, python=pythonSlicer(), launch=launchWorker)
         return self._sceneLogic
 
