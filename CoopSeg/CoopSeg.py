@@ -243,6 +243,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        # Binding the parameter node can set the spin box's range anew: bound it to the input's stack again.
+        self.boundPreviewSlice(self._parameterNode.inputVolume if self._parameterNode else None)
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -321,11 +323,21 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onInputChanged(self, volume) -> None:
         """A new input: the slice spin box's range follows its slices; its results, if any, show in the tables."""
-        if volume is not None and volume.GetImageData() is not None:
-            self.ui.previewSliceSpinBox.maximum = max(0, volume.GetImageData().GetDimensions()[2] - 1)
+        self.boundPreviewSlice(volume)
         result = self.logic.resultsFor(volume)
         self.ui.segmentTableView.setMRMLTableNode(result.table if result else None)
         self.updateButtons()
+
+    def boundPreviewSlice(self, volume) -> None:
+        """The preview's slice index runs over the input's slices along the model's stack axis (the largest
+        spacing, which need not be K). Needs CoopSegLib's geometry (it imports torch): until torch is there the box
+        is left as it is, and the preview itself refuses an index out of range."""
+        if volume is None or not dependenciesPresent():
+            return
+        from CoopSegMRML.volumes import stack_slice_count
+
+        self.ui.previewSliceSpinBox.minimum = 0
+        self.ui.previewSliceSpinBox.maximum = max(0, stack_slice_count(volume) - 1)
 
     def updateButtons(self) -> None:
         node = self._parameterNode
