@@ -72,6 +72,9 @@ class CoopSeg(ScriptedLoadableModule):
         self.parent.acknowledgementText = (
             "Method: C. Chen et al., Cooperative Training and Latent Space Data Augmentation for Robust Medical Image "
             "Segmentation, MICCAI 2021.")
+        # The terminology context at start-up (torch-free), so that a saved scene reopened in a new session finds it
+        # before the module is ever opened. qSlicerApplication::startupCompleted() exists in Slicer 5.6.
+        slicer.app.connect("startupCompleted()", loadTerminology)
 
 
 @parameterNodeWrapper
@@ -113,6 +116,18 @@ def nibabelOk() -> bool:
 
 def dependenciesPresent() -> bool:
     return torchVersionOk() and nibabelOk()
+
+
+def ensureDependenciesFor(widget) -> bool:
+    """ensureDependencies with the widget's buttons disabled while it runs (an install takes minutes and runs
+    Qt's event loop: a second click must not nest a second install); re-enabled whatever happens."""
+    widget._installing = True
+    widget.updateButtons()
+    try:
+        return ensureDependencies()
+    finally:
+        widget._installing = False
+        widget.updateButtons()
 
 
 def ensureDependencies() -> bool:
@@ -167,6 +182,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._job = None
         self._timer = None
+        self._installing = False  # a dependency install is under way: Apply, Preview and Indices wait for it
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -208,8 +224,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.schemeComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
-        if dependenciesPresent():
-            loadTerminology()
+        loadTerminology()  # loaded at start-up already; this covers a module loaded later (it is loaded once)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -228,6 +243,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        # Binding the parameter node can set the spin box's range anew: bound it to the input's stack again.
+        self.boundPreviewSlice(self._parameterNode.inputVolume if self._parameterNode else None)
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -306,15 +323,25 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onInputChanged(self, volume) -> None:
         """A new input: the slice spin box's range follows its slices; its results, if any, show in the tables."""
-        if volume is not None and volume.GetImageData() is not None:
-            self.ui.previewSliceSpinBox.maximum = max(0, volume.GetImageData().GetDimensions()[2] - 1)
+        self.boundPreviewSlice(volume)
         result = self.logic.resultsFor(volume)
         self.ui.segmentTableView.setMRMLTableNode(result.table if result else None)
         self.updateButtons()
 
+    def boundPreviewSlice(self, volume) -> None:
+        """The preview's slice index runs over the input's slices along the model's stack axis (the largest
+        spacing, which need not be K). Needs CoopSegLib's geometry (it imports torch): until torch is there the box
+        is left as it is, and the preview itself refuses an index out of range."""
+        if volume is None or not dependenciesPresent():
+            return
+        from CoopSegMRML.volumes import stack_slice_count
+
+        self.ui.previewSliceSpinBox.minimum = 0
+        self.ui.previewSliceSpinBox.maximum = max(0, stack_slice_count(volume) - 1)
+
     def updateButtons(self) -> None:
         node = self._parameterNode
-        running = self._job is not None
+        running = self._job is not None or self._installing
         hasInput = bool(node and node.inputVolume)
         self.ui.applyButton.enabled = hasInput and not running
         self.ui.cancelButton.enabled = running
@@ -326,7 +353,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApply(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not start segmenting.", waitCursor=True):
-            if not ensureDependencies():
+            if not ensureDependenciesFor(self):
                 self.ui.statusLabel.text = "Idle (PyTorch or nibabel is not available)"
                 return
             output = node.outputSegmentation
@@ -355,7 +382,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._job is None:
             self._timer.stop()
             return
-        status = self._job.status()
+        status = self.logic.sceneLogic().poll(self._job)  # cancels quietly when the input was deleted
         self.ui.progressBar.value = int(round(100 * status.fraction))
         if status.state not in (FINISHED, FAILED, CANCELLED):
             self.ui.statusLabel.text = f"Segmenting: {status.message}"
@@ -382,7 +409,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(f"Segmenting '{name}' failed: {status.message}",
                                      detailedText=job.process.log)
         else:
-            self.ui.statusLabel.text = "Cancelled"
+            self.ui.statusLabel.text = "Cancelled" + (f" ({status.message})" if status.message != "cancelled" else "")
         self.updateButtons()
 
     def showQuality(self, quality) -> None:
@@ -407,7 +434,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPreview(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not make the hard-example preview.", waitCursor=True):
-            if not ensureDependencies():
+            if not ensureDependenciesFor(self):
                 return
             preview = self.logic.sceneLogic().preview(node.inputVolume, node.previewSlice, node.previewScheme,
                                                       node.previewFraction, node.previewSoftFactor,
@@ -422,7 +449,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onIndices(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the clinical indices.", waitCursor=True):
-            if not ensureDependencies():
+            if not ensureDependenciesFor(self):
                 return
             table, _ = self.logic.sceneLogic().clinical_indices(node.edVolume, node.esVolume)
             self.ui.indicesTableView.setMRMLTableNode(table)
@@ -430,7 +457,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 def loadTerminology() -> None:
     """The module's terminology context (it has the myocardium, Slicer's default list has not), so the
-    terminology browser recognises CoopSeg's segments. Imported late: CoopSegMRML needs torch."""
+    terminology browser recognises CoopSeg's segments. CoopSegMRML.terminology needs no torch."""
     from CoopSegMRML.terminology import load_terminology
 
     try:
@@ -448,8 +475,12 @@ def pythonSlicer() -> str:
 
 
 def launchWorker(args, environment):
-    """Start the worker as Slicer starts console processes: no console window on Windows, stderr in stdout."""
-    return slicer.util.launchConsoleProcess(args, updateEnvironment=environment)
+    """Start the worker as slicer.util.launchConsoleProcess does (Slicer's startup environment, no console window,
+    stderr in stdout), but in a process group of its own: PythonSlicer is a launcher whose child, python-real, does
+    the work, and Cancel must kill both (launchConsoleProcess takes no such option)."""
+    from CoopSegMRML.worker_process import launch_subprocess
+
+    return launch_subprocess(args, environment, base_environment=slicer.util.startupEnvironment())
 
 
 class CoopSegLogic(ScriptedLoadableModuleLogic):
@@ -467,7 +498,6 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
         if self._sceneLogic is None or self._sceneLogic.scene is not slicer.mrmlScene:
             from CoopSegMRML import CoopSegSceneLogic
 
-            loadTerminology()
             self._sceneLogic = CoopSegSceneLogic(slicer.mrmlScene, python=pythonSlicer(), launch=launchWorker)
         return self._sceneLogic
 

@@ -71,3 +71,14 @@ def test_a_slice_outside_the_volume_is_refused(previewed, bundle):
     with pytest.raises(CoopSegError, match="slice index 6 is outside"):
         logic.preview(volume, 6, model=str(bundle), device="cpu")
     assert slicer.mrmlScene is not None
+
+
+def test_the_preview_slice_range_follows_the_models_stack_axis():
+    from CoopSegMRML.volumes import stack_slice_count
+
+    scene = new_scene()
+    array = np.zeros((7, 30, 20), dtype=np.float32)
+    across_i = add_volume(scene, "stack along I", array, np.diag([9.0, 1.5, 1.5, 1.0]))  # thick slices along I
+    along_k = add_volume(scene, "stack along K", array, np.diag([1.5, 1.5, 9.0, 1.0]))
+    assert stack_slice_count(across_i) == 7 and stack_slice_count(along_k) == 20
+    assert stack_slice_count(scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")) == 0

@@ -5,6 +5,8 @@ has no myocardium) and loads into Slicer's terminologies logic."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 from data_helpers import REPO
 from slicer_helpers import slicer
@@ -33,7 +35,21 @@ def test_the_terminology_file_holds_every_structure():
         parts = structure.terminology.split("~")
         assert parts[0] == TERMINOLOGY_CONTEXT
         assert codes(parts[1]) + codes(parts[2]) in offered, structure.name
-    assert ("SCT", "85756007", "SCT", "74281007") in offered  # tissue: myocardium
+    assert ("SCT", "123037004", "SCT", "74281007") in offered  # the myocardium is an anatomical structure
+    assert {c["CodeValue"] for c in content["SegmentationCodes"]["Category"]} == {"123037004"}
+    for structure in SLICER_STRUCTURES:  # the DICOM SEG category of every segment
+        assert structure.terminology.split("~")[1] == "SCT^123037004^Anatomical Structure", structure.name
+
+
+def test_the_terminology_loads_without_torch():
+    """The module loads the context at Slicer's start-up, before (and without) torch: saved scenes reopen right."""
+    import subprocess
+
+    code = ("import sys; import CoopSegMRML.terminology; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO / "CoopSeg"), capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "CoopSeg")])))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_the_file_loads_into_slicers_terminologies_logic_and_resolves_each_entry():

@@ -171,3 +171,16 @@ def test_second_look_reaches_the_worker_and_the_module_shows_it():
     np.testing.assert_array_equal(labels_from_segmentation(looked.refined, volume), expected.refined)
     np.testing.assert_array_equal(labels_from_segmentation(looked.initial, volume), expected.initial)
     assert not np.array_equal(labels_from_segmentation(plain.refined, volume), expected.refined)
+
+
+def test_deleting_the_input_mid_run_cancels_quietly(scene_volume, bundle):
+    scene, volume, _ = scene_volume
+    logic = CoopSegSceneLogic(scene)
+    job = logic.start(volume, model=str(bundle), device="cpu")
+    assert logic.poll(job).state == RUNNING
+    scene.RemoveNode(volume)
+    status = logic.poll(job)
+    assert status.state == CANCELLED and status.message == "the input volume was removed from the scene"
+    assert not job.process.running and not os.path.exists(job.process.folder)
+    assert logic.poll(job).state == CANCELLED  # stays cancelled, never an error
+    assert node_count(scene) == 0

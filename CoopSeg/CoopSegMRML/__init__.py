@@ -5,26 +5,28 @@ MRML. Files: volumes (volume node <-> array + affine), terminology (segment name
 module's terminology context), segmentations (label maps <-> segmentation nodes), tables, previews (hard examples),
 worker_process (the worker command's process, polled without Qt), quality (the worker's quality estimate),
 logic (the whole job), headless (a scene without the Slicer application, for tests and pictures).
+
+The names below are imported on first use (PEP 562): the module loads its terminology at Slicer's start-up
+through ``CoopSegMRML.terminology`` without importing torch, which ``logic`` needs.
 """
 
-from CoopSegMRML.logic import (
-    DEVICES,
-    INPUT_REFERENCE,
-    NO_DEFAULT_MODEL,
-    ROLE_ATTRIBUTE,
-    STAGE_TITLES,
-    CoopSegSceneLogic,
-    ResultNodes,
-    SegmentationJob,
-    describe_device,
-)
-from CoopSegMRML.previews import SCHEME_LABELS, PreviewNodes
-from CoopSegMRML.quality import QualityEstimate, read_quality
-from CoopSegMRML.terminology import SLICER_STRUCTURES, Structure
-from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, RUNNING, Status, WorkerProcess
+from importlib import import_module
 
-__all__ = [
-    "CANCELLED", "DEVICES", "FAILED", "FINISHED", "INPUT_REFERENCE", "NO_DEFAULT_MODEL", "ROLE_ATTRIBUTE", "RUNNING",
-    "SCHEME_LABELS", "STAGE_TITLES", "SLICER_STRUCTURES", "CoopSegSceneLogic", "PreviewNodes", "QualityEstimate",
-    "ResultNodes", "SegmentationJob", "Status", "Structure", "WorkerProcess", "describe_device", "read_quality",
-]
+_SOURCES = {
+    "logic": ("DEVICES", "INPUT_REFERENCE", "NO_DEFAULT_MODEL", "ROLE_ATTRIBUTE", "STAGE_TITLES", "CoopSegSceneLogic",
+              "ResultNodes", "SegmentationJob", "describe_device"),
+    "previews": ("SCHEME_LABELS", "PreviewNodes"),
+    "quality": ("QualityEstimate", "read_quality"),
+    "terminology": ("SLICER_STRUCTURES", "Structure"),
+    "worker_process": ("CANCELLED", "FAILED", "FINISHED", "RUNNING", "Status", "WorkerProcess"),
+}
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'CoopSegMRML' has no attribute {name!r}")
+    value = getattr(import_module(f"CoopSegMRML.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -157,6 +157,18 @@ class CoopSegSceneLogic:
             raise
         return SegmentationJob(process, volume_node, output, tuple(array.shape))
 
+    def poll(self, job: SegmentationJob) -> Status:
+        """The job's status, read without waiting (the GUI's timer calls this). When its input volume (or the
+        output node to overwrite) has left the scene, the run is cancelled quietly: it is no longer wanted."""
+        status = job.status()
+        if status.state == CANCELLED:
+            return status
+        for node, what in ((job.volume, "input volume"), (job.output, "output segmentation")):
+            if node is not None and not self.scene.IsNodePresent(node):
+                job.cancel()
+                return Status(CANCELLED, status.fraction, f"the {what} was removed from the scene")
+        return status
+
     def import_result(self, job: SegmentationJob) -> ResultNodes:
         """The finished ``job``'s labels as nodes: new ones, or the job's output node (with its initial node and
         table) overwritten. All or nothing: any failure removes what was made and leaves an overwritten node as it

@@ -2,7 +2,9 @@
 
 Terminology entries use Slicer's serialised form (context~category~type~type modifier~anatomic context~anatomic
 region~anatomic region modifier) with SNOMED CT codes: left ventricle 87878005 and right ventricle 53085002 (DICOM's
-cardiac structure segmentation context, CID 7152) and myocardium 74281007 located in the left ventricle. Slicer's
+cardiac structure segmentation context, CID 7152) and myocardium 74281007 located in the left ventricle, all three in the category "Anatomical Structure"
+(SCT 123037004), as DICOM's cardiac structure group and other cardiac tools code heart structures (a DICOM SEG
+export carries that category). Slicer's
 default "DICOM master list" has no myocardium, so the entries name the module's own terminology context
 (Resources/Terminology/CoopSeg.term.json, loaded into Slicer's terminologies logic by the module), which holds all
 three; the anatomic region comes from Slicer's default anatomic context.
@@ -21,7 +23,6 @@ TERMINOLOGY_CONTEXT = "CoopSeg - cardiac structures"
 TERMINOLOGY_FILE = Path(__file__).resolve().parent.parent / "Resources" / "Terminology" / "CoopSeg.term.json"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 ANATOMICAL_STRUCTURE = "SCT^123037004^Anatomical Structure"
-TISSUE = "SCT^85756007^Tissue"
 LEFT_VENTRICLE = "SCT^87878005^Left ventricle"
 RIGHT_VENTRICLE = "SCT^53085002^Right ventricle"
 MYOCARDIUM = "SCT^74281007^Myocardium"
@@ -46,7 +47,7 @@ SLICER_STRUCTURES: Tuple[Structure, ...] = (
     Structure(1, "LV_cavity", "LV cavity", (0.89, 0.26, 0.20),
               terminology_entry(ANATOMICAL_STRUCTURE, LEFT_VENTRICLE)),
     Structure(2, "LV_myocardium", "LV myocardium", (0.95, 0.77, 0.21),
-              terminology_entry(TISSUE, MYOCARDIUM, LEFT_VENTRICLE)),
+              terminology_entry(ANATOMICAL_STRUCTURE, MYOCARDIUM, LEFT_VENTRICLE)),
     Structure(3, "RV_cavity", "RV cavity", (0.24, 0.50, 0.85),
               terminology_entry(ANATOMICAL_STRUCTURE, RIGHT_VENTRICLE)),
 )

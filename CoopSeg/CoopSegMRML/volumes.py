@@ -50,3 +50,13 @@ def add_volume(scene, name: str, array: np.ndarray, affine: np.ndarray, class_na
     slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(np.asarray(array).transpose(2, 1, 0)))
     node.CreateDefaultDisplayNodes()
     return node
+
+
+def stack_slice_count(volume_node) -> int:
+    """How many slices the volume has along the model's stack axis (CoopSegLib's ``stack_axis``: the largest
+    spacing), the range of a preview's slice index; 0 without image data."""
+    from CoopSegLib.data.geometry import stack_axis
+
+    if volume_node is None or volume_node.GetImageData() is None:
+        return 0
+    return int(volume_node.GetImageData().GetDimensions()[stack_axis(ijk_to_ras(volume_node))])
