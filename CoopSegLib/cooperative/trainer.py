@@ -17,8 +17,7 @@ from CoopSegLib.cooperative.config import CooperativeConfig
 from CoopSegLib.cooperative.hard_examples import HardExamples
 from CoopSegLib.cooperative.objective import CooperativeLoss, CooperativeObjective
 from CoopSegLib.networks import CoopSegModel, Prediction
-from CoopSegLib import runtime
-from CoopSegLib.runtime import numeric_context, resolve_device, uses_bf16
+from CoopSegLib.runtime import Runtime
 
 
 class CooperativeTrainer:
@@ -46,16 +45,10 @@ class CooperativeTrainer:
         ema_decay: Optional[float] = None,
     ):
         self.config = config = config if config is not None else CooperativeConfig()
-        self.device = resolve_device(device)
-        self.bf16 = uses_bf16(precision, self.device)
-        # channels_last speeds up cuDNN and oneDNN bf16 convolutions (bench/train_step.py measures it); fp32 CPU
-        # convolutions gain little from it.
-        default_channels_last = runtime.default_channels_last(self.device, self.bf16, training=True)
-        self.channels_last = default_channels_last if channels_last is None else bool(channels_last)
-        self.model = CoopSegModel(config.network).to(self.device)
+        # The device, precision and memory format under training's defaults (runtime.default_channels_last).
+        self.runtime = Runtime.create(device, precision, channels_last, training=True)
+        self.model = self.runtime.place(CoopSegModel(config.network))
         self.objective = CooperativeObjective(config, self.model)
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
         if compile:
             # Compile the encoders and decoders, not the step: hard-example generation draws schemes in Python.
             for part in self.compilable_parts():
@@ -90,13 +83,23 @@ class CooperativeTrainer:
         parts = [ftn.encoder, ftn.decoupler, ftn.image_decoder, ftn.segmentation_decoder, stn.encoder, stn.decoder]
         return [part for part in parts if part is not None]
 
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    @property
+    def bf16(self) -> bool:
+        return self.runtime.bf16
+
+    @property
+    def channels_last(self) -> bool:
+        return self.runtime.channels_last
+
     def autocast(self):
-        return numeric_context(self.device, self.bf16)
+        return self.runtime.autocast()
 
     def to_device(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> tuple:
-        images = images.to(self.device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = self.runtime.to_device(images)
         if labels is not None:
             labels = labels.to(self.device, non_blocking=True).long()
         return images, labels

@@ -35,7 +35,7 @@ from CoopSegLib.data.slices import paired_collate
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.networks import CoopSegModel
 from CoopSegLib.inference.slice_predictor import SlicePredictor
-from CoopSegLib.runtime import Runtime, resolve_device, uses_bf16
+from CoopSegLib.runtime import resolve_device, uses_bf16
 from CoopSegLib.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from CoopSegLib.training.distributed import ProcessGroup
 from CoopSegLib.training.logbook import Logbook, check_tensorboard_available
@@ -297,9 +297,7 @@ class TrainingRun:
 
     def validate(self, step: int, batch: dict, keep: bool) -> None:
         """Dice of both stages on the validation volumes; the best weights so far go to best.pt (rank 0 only)."""
-        trainer = self.trainer
-        runtime = Runtime(trainer.device, trainer.bf16, trainer.channels_last)
-        result = validate(SlicePredictor(trainer.evaluation_model, runtime), self.data.validation)
+        result = validate(SlicePredictor(self.trainer.evaluation_model, self.trainer.runtime), self.data.validation)
         improved = self.best is None or result.score > self.best.score
         if improved:
             self.best, self.best_step = result, step
