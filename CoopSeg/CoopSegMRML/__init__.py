@@ -20,11 +20,11 @@ from CoopSegMRML.logic import (
 )
 from CoopSegMRML.previews import SCHEME_LABELS, PreviewNodes
 from CoopSegMRML.quality import QualityEstimate, read_quality
-from CoopSegMRML.terminology import SLICER_STRUCTURES, Structure
+from CoopSegMRML.terminology import SLICER_STRUCTURES, SlicerStructure
 from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, RUNNING, Status, WorkerProcess
 
 __all__ = [
     "CANCELLED", "DEVICES", "FAILED", "FINISHED", "INPUT_REFERENCE", "NO_DEFAULT_MODEL", "ROLE_ATTRIBUTE", "RUNNING",
     "SCHEME_LABELS", "STAGE_TITLES", "SLICER_STRUCTURES", "CoopSegSceneLogic", "PreviewNodes", "QualityEstimate",
-    "ResultNodes", "SegmentationJob", "Status", "Structure", "WorkerProcess", "describe_device", "read_quality",
+    "ResultNodes", "SegmentationJob", "SlicerStructure", "Status", "WorkerProcess", "describe_device", "read_quality",
 ]
