@@ -11,7 +11,8 @@ import torch
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from CoopSegLib.training.order import TrainingOrder
-from CoopSegLib.training.validation import ValidationResult, dice_per_structure
+from CoopSegLib.evaluation.metrics import overlap_scores
+from CoopSegLib.training.validation import ValidationResult
 
 
 def test_order_is_a_function_of_the_step_and_splits_epochs_between_processes():
@@ -53,14 +54,15 @@ def test_checkpoint_failures_leave_nothing_and_refuse_bad_files(tmp_path):
         load_checkpoint(tmp_path / "code.pt")
 
 
-def test_dice_per_structure_matches_a_hand_count():
+def test_validation_dice_matches_a_hand_count():  # validation scores with the evaluation's overlap_scores
     truth = torch.zeros(2, 10, 10, dtype=torch.long)
     prediction = torch.zeros_like(truth)
     truth[0, :4, :5] = 1  # 20 voxels of LV
     prediction[0, :4, :4] = 1  # 16 of them found, nothing extra
     truth[1, 5:, 5:] = 2  # 25 voxels of myocardium
     prediction[1, 5:, :5] = 2  # 25 voxels, none overlapping
-    dice = dice_per_structure(prediction, truth, 4)
+    scores = overlap_scores(prediction.numpy(), truth.numpy(), (1.0, 1.0, 1.0), (1, 2, 3), distances=False)
+    dice = [scores[code].dice for code in (1, 2, 3)]
     assert dice[0] == pytest.approx(2 * 16 / (20 + 16))
     assert dice[1] == pytest.approx(0.0)
     assert np.isnan(dice[2])  # RV absent from both: left out of the average, not counted as 0 or 1

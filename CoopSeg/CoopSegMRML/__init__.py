@@ -17,7 +17,7 @@ _SOURCES = {
               "ResultNodes", "SegmentationJob", "describe_device"),
     "previews": ("SCHEME_LABELS", "PreviewNodes"),
     "quality": ("QualityEstimate", "read_quality"),
-    "terminology": ("SLICER_STRUCTURES", "Structure"),
+    "terminology": ("SLICER_STRUCTURES", "SlicerStructure"),
     "worker_process": ("CANCELLED", "FAILED", "FINISHED", "RUNNING", "Status", "WorkerProcess"),
 }
 _WHERE = {name: module for module, names in _SOURCES.items() for name in names}

@@ -1,4 +1,5 @@
-"""The three structures CoopSeg segments, as Slicer segments: label code, segment ID, name, colour, terminology.
+"""The three structures CoopSeg segments, as Slicer segments: label code, segment ID and name (from
+``CoopSegLib.vocabulary``, which needs no torch), colour, terminology.
 
 Terminology entries use Slicer's serialised form (context~category~type~type modifier~anatomic context~anatomic
 region~anatomic region modifier) with SNOMED CT codes: left ventricle 87878005 and right ventricle 53085002 (DICOM's
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
+from CoopSegLib.vocabulary import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURES
+
 TERMINOLOGY_CONTEXT = "CoopSeg - cardiac structures"
 TERMINOLOGY_FILE = Path(__file__).resolve().parent.parent / "Resources" / "Terminology" / "CoopSeg.term.json"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
@@ -35,7 +38,9 @@ def terminology_entry(category: str, type_: str, region: str = NO_CODE) -> str:
 
 
 @dataclass(frozen=True)
-class Structure:
+class SlicerStructure:
+    """A structure of ``CoopSegLib.vocabulary`` (its code, segment ID and name) as a Slicer segment shows it."""
+
     code: int  # CoopSeg's canonical label code
     segment_id: str
     name: str
@@ -43,14 +48,13 @@ class Structure:
     terminology: str
 
 
-SLICER_STRUCTURES: Tuple[Structure, ...] = (
-    Structure(1, "LV_cavity", "LV cavity", (0.89, 0.26, 0.20),
-              terminology_entry(ANATOMICAL_STRUCTURE, LEFT_VENTRICLE)),
-    Structure(2, "LV_myocardium", "LV myocardium", (0.95, 0.77, 0.21),
-              terminology_entry(ANATOMICAL_STRUCTURE, MYOCARDIUM, LEFT_VENTRICLE)),
-    Structure(3, "RV_cavity", "RV cavity", (0.24, 0.50, 0.85),
-              terminology_entry(ANATOMICAL_STRUCTURE, RIGHT_VENTRICLE)),
-)
+_APPEARANCE = {  # code -> (colour, terminology entry)
+    LV_CAVITY: ((0.89, 0.26, 0.20), terminology_entry(ANATOMICAL_STRUCTURE, LEFT_VENTRICLE)),
+    LV_MYOCARDIUM: ((0.95, 0.77, 0.21), terminology_entry(ANATOMICAL_STRUCTURE, MYOCARDIUM, LEFT_VENTRICLE)),
+    RV_CAVITY: ((0.24, 0.50, 0.85), terminology_entry(ANATOMICAL_STRUCTURE, RIGHT_VENTRICLE)),
+}
+SLICER_STRUCTURES: Tuple[SlicerStructure, ...] = tuple(
+    SlicerStructure(s.code, s.segment_id, s.name, *_APPEARANCE[s.code]) for s in STRUCTURES)
 
 
 def type_code(terminology: str) -> str:

@@ -11,9 +11,8 @@ import numpy as np
 
 from CoopSegLib.errors import CoopSegError
 
-BACKGROUND, LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY = 0, 1, 2, 3
-CANONICAL_CODES = (BACKGROUND, LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY)
-STRUCTURE_CODES = (LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY)  # the foreground codes
+from CoopSegLib.vocabulary import (BACKGROUND, CANONICAL_CODES, LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY,  # noqa: F401
+                                   STRUCTURE_CODES)
 
 # ACDC on disk: 1 RV cavity, 2 LV myocardium, 3 LV cavity.
 ACDC_TO_CANONICAL: Mapping[int, int] = {0: BACKGROUND, 1: RV_CAVITY, 2: LV_MYOCARDIUM, 3: LV_CAVITY}

@@ -29,8 +29,9 @@ from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.metrics import overlap_scores, slice_dice
 from CoopSegLib.inference.quality import (CALIBRATION_FORMAT, DEFAULT_THRESHOLD, METADATA_KEY, SLICE_FEATURES,
                                           VOLUME_FEATURES, apply_logistic, slice_matrix, to_logit, volume_matrix)
+from CoopSegLib.vocabulary import ALL_STAGES
 
-STAGE_ATTRIBUTES = {"ftn": "initial", "stn": "refined"}
+STAGE_ATTRIBUTES = {s.name: s.attribute for s in ALL_STAGES}
 L2_PENALTY = 0.05  # on standardised weights: a few hundred volumes, a dozen correlated features
 
 

@@ -16,11 +16,12 @@ from CoopSegLib.evaluation.report import (CSV_FIELDS, ScoreRow, csv_text, format
                                           ordered_stages, set_scores, set_title)
 from CoopSegLib.evaluation.runner import evaluate_model
 from CoopSegLib.evaluation.test_sets import EvaluationCase
+from CoopSegLib.vocabulary import STN
 
 if TYPE_CHECKING:
     from CoopSegLib.inference import Segmenter
 
-REFINED = "FTN+STN"
+REFINED = STN.title
 
 
 def evaluate_methods(segmenters: Mapping[str, "Segmenter"], cases: Iterable[EvaluationCase],

@@ -17,11 +17,8 @@ from typing import Dict, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from CoopSegLib import LABEL_NAMES
-from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURE_CODES
 from CoopSegLib.errors import CoopSegError
-
-STRUCTURE_KEYS = {LV_CAVITY: "LV", LV_MYOCARDIUM: "MYO", RV_CAVITY: "RV"}  # short names, as in the paper
+from CoopSegLib.vocabulary import LABEL_NAMES, STRUCTURE_CODES, STRUCTURE_KEYS
 
 
 class OverlapScores(NamedTuple):

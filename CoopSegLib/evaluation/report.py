@@ -18,6 +18,7 @@ from CoopSegLib.atomic import write_atomically
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.metrics import STRUCTURE_CODES, structure_name
 from CoopSegLib.evaluation.test_sets import TEST_SETS
+from CoopSegLib.vocabulary import ALL_STAGES
 
 PathLike = Union[str, Path]
 
@@ -84,7 +85,7 @@ def ordered_sets(rows: Iterable[ScoreRow]) -> List[str]:
 
 
 def ordered_stages(rows: Iterable[ScoreRow]) -> List[str]:
-    return _ordered((row.stage for row in rows), ["FTN", "FTN+STN"])
+    return _ordered((row.stage for row in rows), [s.title for s in ALL_STAGES])
 
 
 def _grouped(rows: Iterable[ScoreRow]) -> Dict[tuple, List[ScoreRow]]:

@@ -12,12 +12,12 @@ from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.metrics import overlap_scores, structure_name
 from CoopSegLib.evaluation.report import ScoreRow
 from CoopSegLib.evaluation.test_sets import EvaluationCase
+from CoopSegLib.vocabulary import ALL_STAGES
 
 if TYPE_CHECKING:  # the segmenter needs the networks; folder evaluation does not
     from CoopSegLib.inference import Segmenter
 
 PathLike = Union[str, Path]
-STAGE_NAMES = {"initial": "FTN", "refined": "FTN+STN"}
 OUTPUT_SUFFIXES = ("_probabilities", "_entropy")  # extra files `coopseg segment` writes beside the label maps
 
 
@@ -46,7 +46,7 @@ def evaluate_model(segmenter: "Segmenter", cases: Iterable[EvaluationCase],
                                    second_look=second_look)
         if estimates is not None:
             estimates[(case.set, case.key)] = result.quality.volume
-        for attribute, stage in STAGE_NAMES.items():
+        for attribute, stage in ((s.attribute, s.title) for s in ALL_STAGES):
             rows += score_rows(case.set, case.key, stage, getattr(result, attribute), case.label, distances)
     return rows
 

@@ -37,6 +37,7 @@ from CoopSegLib.inference.quality import (METADATA_KEY, QualityEstimate, SliceSi
 from CoopSegLib.inference.slice_predictor import DEFAULT_MAX_SLICES, SlicePredictor
 from CoopSegLib.networks import STAGES, Prediction, size_divisor
 from CoopSegLib.runtime import Runtime
+from CoopSegLib.vocabulary import REVIEW
 from CoopSegLib.weights import default_bundle
 
 # The second look's in-plane blurs, in model pixels (1.37 mm), tried in turn while the answer stays flagged: sigma
@@ -200,7 +201,7 @@ class Segmenter:
         prepared = self.prepare(array, affine, monitor)
         best = self._segment_once(prepared, monitor, **options)
         for sigma in SECOND_LOOK_SIGMAS if second_look else ():
-            if best.quality.flag != "review":
+            if best.quality.flag != REVIEW:
                 break
             # Each look takes half of the progress left: the bar never goes back, whether or not more looks follow.
             look = monitor.within(monitor.fraction, (1.0 + monitor.fraction) / 2, f"second look (blur {sigma:g} px): ")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from CoopSegLib.data.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY, STRUCTURE_CODES
+from CoopSegLib.vocabulary import LV_CAVITY, LV_MYOCARDIUM, OK, REVIEW, RV_CAVITY, STRUCTURE_CODES
 
 if TYPE_CHECKING:
     from CoopSegLib.networks import CoopSegModel, Prediction
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 METADATA_KEY = "quality"  # section of the bundle's metadata.json holding the calibration
 CALIBRATION_FORMAT = 1
 DEFAULT_THRESHOLD = 0.7  # estimated mean Dice below this is flagged "review"
-FLAGS = ("ok", "review")
 # Plausible volumes in mL (generous: ACDC's ED and ES frames of healthy and diseased hearts sit well inside).
 PHYSIOLOGICAL_ML = {LV_CAVITY: (5.0, 450.0), LV_MYOCARDIUM: (25.0, 400.0), RV_CAVITY: (5.0, 500.0)}
 
@@ -273,7 +272,7 @@ def estimate_quality(frames: Sequence[Mapping[str, Any]], stack_indices: Sequenc
     volume = float(np.mean(volumes))
     summary = {name: float(np.mean([f[name] for f in frames])) for name in VOLUME_FEATURES}
     return QualityEstimate(
-        volume=volume, flag="review" if volume < threshold else "ok", slices=np.concatenate(slices),
+        volume=volume, flag=REVIEW if volume < threshold else OK, slices=np.concatenate(slices),
         slice_frame=np.concatenate(frame_of), slice_index=np.concatenate(indices), calibrated=calibrated,
         threshold=threshold, features=summary, frames=volumes, frame_features=list(frames),
     )

@@ -17,8 +17,8 @@ from torch import nn
 from CoopSegLib.networks.config import NetworkConfig
 from CoopSegLib.networks.ftn import FastThinkingNetwork
 from CoopSegLib.networks.stn import ShapeAutoencoder
+from CoopSegLib.vocabulary import STAGES  # output of the fast-thinking network alone, or refined by the STN
 
-STAGES = ("ftn", "stn")  # output of the fast-thinking network alone, or refined by the slow-thinking network
 
 
 class Prediction(NamedTuple):

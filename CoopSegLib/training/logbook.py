@@ -23,6 +23,7 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
+from CoopSegLib import vocabulary
 from CoopSegLib.errors import ConfigError
 
 PAPER_NAMES = {
@@ -110,7 +111,7 @@ class Logbook:
         if self.writer is not None:
             for name, value in dice.items():
                 stage, structure = name.split("_", 1)
-                self.writer.add_scalar(f"dice_{'FTN' if stage == 'ftn' else 'FTN+STN'}/{structure}", value, step)
+                self.writer.add_scalar(f"dice_{vocabulary.stage(stage).title}/{structure}", value, step)
 
     def pictures(self, step: int, panels: Dict[str, torch.Tensor]) -> None:
         """``panels``: name -> images (N, 1, H, W) in [0, 1] or label maps (N, H, W) of integer codes."""

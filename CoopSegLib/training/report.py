@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
+from CoopSegLib import vocabulary
 from CoopSegLib.atomic import write_atomically
 from CoopSegLib.networks import STAGES
 
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
     from CoopSegLib.training.run_data import RunData
     from CoopSegLib.training.settings import TrainingSettings
 
-STAGE_TITLES = {"ftn": "FTN", "stn": "FTN+STN"}
 
 
 def dice_table(outcome: "TrainingOutcome") -> str:
@@ -24,7 +24,7 @@ def dice_table(outcome: "TrainingOutcome") -> str:
              "|---" * (len(structures) + 2) + "|"]
     for stage in STAGES:
         values = [outcome.best.dice[stage][s] for s in structures] + [outcome.best.mean(stage)]
-        lines.append(f"| {STAGE_TITLES[stage]} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+        lines.append(f"| {vocabulary.stage(stage).title} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Validation during training: 3D Dice per class of the FTN and of FTN+STN on held-out volumes (MONAI's metric).
+"""Validation during training: 3D Dice per class of the FTN and of FTN+STN on held-out volumes (the evaluation's
+Dice, ``overlap_scores``: MONAI's metric).
 
 Dice is computed per volume (one subject and frame) on the model's slice grid, where the training labels live, and
 averaged over volumes per class; a class absent from both a volume's prediction and its ground truth is left out of
@@ -12,15 +13,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
 import numpy as np
-import torch
 
-from CoopSegLib import LABEL_NAMES
 from CoopSegLib.data.preprocess import PreparedVolume
+from CoopSegLib.evaluation.metrics import overlap_scores
 from CoopSegLib.inference.slice_predictor import SlicePredictor
-from CoopSegLib.networks import STAGES
-
-# Short column names for the structures (label codes 1, 2, 3).
-STRUCTURE_COLUMNS = {1: "lv", 2: "myo", 3: "rv"}
+from CoopSegLib.vocabulary import LABEL_NAMES, STAGES, STRUCTURE_COLUMNS
 
 
 @dataclass
@@ -55,18 +52,6 @@ class ValidationResult:
         return out
 
 
-def dice_per_structure(prediction: torch.Tensor, truth: torch.Tensor, num_classes: int) -> np.ndarray:
-    """3D Dice of each foreground class for one volume of label codes (S, H, W); NaN where both are empty."""
-    from monai.metrics import compute_dice
-
-    def one_hot(labels: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(labels.long(), num_classes).permute(3, 0, 1, 2)[None]
-
-    dice = compute_dice(one_hot(prediction), one_hot(truth), include_background=False, ignore_empty=False)[0]
-    both_empty = torch.stack([~((prediction == c).any() | (truth == c).any()) for c in range(1, num_classes)])
-    return torch.where(both_empty, torch.nan, dice.float()).numpy()
-
-
 def validate(predictor: SlicePredictor, volumes: Sequence[PreparedVolume]) -> ValidationResult:
     """Dice of both stages on every volume, averaged per structure over volumes.
 
@@ -76,17 +61,20 @@ def validate(predictor: SlicePredictor, volumes: Sequence[PreparedVolume]) -> Va
     if not volumes:
         raise ValueError("validation needs at least one volume")
     num_classes = predictor.num_classes
-    names = [STRUCTURE_COLUMNS.get(c, LABEL_NAMES.get(c, str(c))) for c in range(1, num_classes)]
+    codes = list(range(1, num_classes))
+    names = [STRUCTURE_COLUMNS.get(c, LABEL_NAMES.get(c, str(c))) for c in codes]
     scores = {stage: [] for stage in STAGES}
     rows: List[Dict[str, object]] = []
     for volume in volumes:
         if volume.label is None:
             raise ValueError(f"{volume.key}: validation volumes need labels")
-        truth = torch.from_numpy(volume.label.astype(np.int64))
-        predicted = {stage: torch.from_numpy(labels) for stage, labels in predictor.labels(volume.image).items()}
+        predicted = predictor.labels(volume.image)
         row: Dict[str, object] = {"volume": volume.key}
         for stage in STAGES:
-            dice = dice_per_structure(predicted[stage], truth, num_classes)
+            # Scored on the model grid; a structure absent from both sides is NaN (left out of its average).
+            scores = overlap_scores(predicted[stage], volume.label, (1.0,) * volume.label.ndim, codes,
+                                    distances=False)
+            dice = np.array([scores[code].dice for code in codes])
             scores[stage].append(dice)
             row.update({f"{stage}_{name}": float(value) for name, value in zip(names, dice)})
         rows.append(row)
