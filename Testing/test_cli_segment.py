@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from CoopSegLib.inference.quality_table import read_quality_table
+from CoopSegLib.quality_file import read_quality_file
 
 from CoopSegLib.cli import main
 from CoopSegLib.data.nifti import write_nifti
@@ -43,7 +43,8 @@ def test_outputs_copy_the_input_header_exactly(tmp_path, bundle, good_input, cap
                  "--probabilities", "--entropy"])
     assert code == 0
     written = capsys.readouterr().out.split()
-    assert [p.split("/")[-1] for p in written] == ["good.nii.gz", "good_probabilities.nii.gz", "good_entropy.nii.gz"]
+    assert [p.split("/")[-1] for p in written] == ["good.nii.gz", "good_probabilities.nii.gz", "good_entropy.nii.gz",
+                                                    "quality.csv"]
     result = nib.load(str(out / "good.nii.gz"))
     source = nib.load(str(path))
     assert result.get_data_dtype() == np.uint8 and result.shape == source.shape
@@ -127,8 +128,8 @@ def test_each_bad_input_fails_alone_with_one_line_and_no_output(tmp_path, bundle
         assert code == 1, name
         assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in captured.err, (name, captured.err)
         assert sorted(p.name for p in out.iterdir()) == ["good.nii.gz", "quality.csv"], name  # nothing for the bad
-        assert list(read_quality_table(out / "quality.csv")) == ["good"]
-        assert captured.out.strip().endswith("good.nii.gz")
+        assert list(read_quality_file(out / "quality.csv")) == ["good"]
+        assert captured.out.split() == [str(out / "good.nii.gz"), str(out / "quality.csv")]
         (out / "good.nii.gz").unlink()
         (out / "quality.csv").unlink()
 

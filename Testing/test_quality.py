@@ -23,7 +23,7 @@ from CoopSegLib.evaluation.quality_scores import auroc, estimate_scores
 from CoopSegLib.inference.engine import Segmenter
 from CoopSegLib.inference.quality import (DEFAULT_THRESHOLD, SliceSignals, apply_logistic, frame_features,
                                           reconstruction_error)
-from CoopSegLib.inference.quality_table import QUALITY_FILE, quality_row, write_quality_table
+from CoopSegLib.quality_file import QUALITY_FILE, QualityRecord, read_quality_file, write_quality_file
 from inference_helpers import ring_volume
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,13 +206,19 @@ def test_metadata_sections_that_describe_the_weights_cannot_be_replaced(bundle, 
 def test_quality_table_keeps_rows_of_other_names(tmp_path, bundle):
     image, _ = ring_volume(4, seed=9)
     estimate = Segmenter(bundle, device="cpu").segment(image.array, image.affine).quality
-    write_quality_table(tmp_path, {"a": quality_row("a", estimate, "stn")})
-    write_quality_table(tmp_path, {"b": quality_row("b", estimate, "ftn")})
+    write_quality_file(tmp_path, {"a": QualityRecord.from_estimate("a", estimate, "stn")})
+    write_quality_file(tmp_path, {"b": QualityRecord.from_estimate("b", estimate, "ftn")})
     with open(tmp_path / QUALITY_FILE, newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert [r["name"] for r in rows] == ["a", "b"] and [r["stage"] for r in rows] == ["stn", "ftn"]
     assert float(rows[0]["quality"]) == pytest.approx(estimate.volume, abs=1e-4)
     assert len(rows[0]["slice_quality"].split()) == 4
+    record = read_quality_file(tmp_path / QUALITY_FILE)["a"]  # what the Slicer module and evaluate read back
+    assert record.calibrated == estimate.calibrated and record.threshold == pytest.approx(estimate.threshold)
+    in_stack_order = [q for _, q in sorted(zip(estimate.slice_index, estimate.slices))]
+    assert record.slice_quality == pytest.approx(in_stack_order, abs=5e-4)
+    below = sorted(int(i) for i, q in zip(estimate.slice_index, estimate.slices) if q < estimate.threshold)
+    assert [index for _, index in record.suspect_slices] == below
 
 
 def coopseg(capsys, *args):

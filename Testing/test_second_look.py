@@ -9,7 +9,7 @@ from CoopSegLib.data.nifti import load_nifti
 from CoopSegLib.evaluation.metrics import overlap_scores
 from CoopSegLib.evaluation.test_sets import build_test_sets
 from CoopSegLib.inference.engine import Segmenter
-from CoopSegLib.inference.quality_table import QUALITY_FILE, read_quality_table
+from CoopSegLib.quality_file import QUALITY_FILE, read_quality_file
 from data_helpers import ACDC_ROOT, needs_acdc, spiked_copy
 
 SUBJECT = "patient082"  # a validation subject of the shipped model; its second spiked copy defeats the first pass
@@ -56,8 +56,8 @@ def test_segment_command_takes_the_second_look_by_default(tmp_path):
     looked, _, _ = load_nifti(tmp_path / "looked" / "spiked.nii.gz")
     assert mean_dice(looked, spiked.label) > mean_dice(plain, spiked.label) + 0.3
     # quality.csv says which answer was kept
-    assert read_quality_table(tmp_path / "looked" / QUALITY_FILE)["spiked"]["blurred"] == "true"
-    assert read_quality_table(tmp_path / "plain" / QUALITY_FILE)["spiked"]["blurred"] == "false"
+    assert read_quality_file(tmp_path / "looked" / QUALITY_FILE)["spiked"].blurred
+    assert not read_quality_file(tmp_path / "plain" / QUALITY_FILE)["spiked"].blurred
 
 
 @needs_acdc

@@ -3,7 +3,7 @@
 The module's widget (CoopSeg.py) calls ``CoopSegSceneLogic``; CoopSegLib does the computing and knows nothing of
 MRML. Files: volumes (volume node <-> array + affine), terminology (segment names, colours, SNOMED codes, the
 module's terminology context), segmentations (label maps <-> segmentation nodes), tables, previews (hard examples),
-worker_process (the worker command's process, polled without Qt), quality (the worker's quality estimate),
+worker_process (the worker command's process, polled without Qt),
 logic (the whole job), headless (a scene without the Slicer application, for tests and pictures).
 
 The names below are imported on first use (PEP 562): the module loads its terminology at Slicer's start-up
@@ -16,7 +16,6 @@ _SOURCES = {
     "logic": ("DEVICES", "INPUT_REFERENCE", "NO_DEFAULT_MODEL", "ROLE_ATTRIBUTE", "STAGE_TITLES", "CoopSegSceneLogic",
               "ResultNodes", "SegmentationJob", "describe_device"),
     "previews": ("SCHEME_LABELS", "PreviewNodes"),
-    "quality": ("QualityEstimate", "read_quality"),
     "terminology": ("SLICER_STRUCTURES", "SlicerStructure"),
     "worker_process": ("CANCELLED", "FAILED", "FINISHED", "RUNNING", "Status", "WorkerProcess"),
 }

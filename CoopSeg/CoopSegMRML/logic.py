@@ -33,23 +33,24 @@ from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices
 from CoopSegLib.inference import Segmenter, preview_hard_example
 from CoopSegLib.inference.worker import command
 from CoopSegLib.runtime import DEVICES, device_choice
-from CoopSegLib.weights import default_bundle, has_default_bundle
+from CoopSegLib.quality_file import QualityRecord, read_quality_file
+from CoopSegLib.vocabulary import ALL_STAGES
+from CoopSegLib.weights import default_bundle, has_default_bundle, no_default_model
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
-from CoopSegMRML.quality import QualityEstimate, read_quality
 from CoopSegMRML.segmentations import labels_from_segmentation, place_beside, segmentation_from_labels
 from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_table, segment_volume_rows
 from CoopSegMRML.volumes import volume_image
 from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, Launcher, Status, WorkerProcess
 
-STAGE_TITLES = {"initial": "initial (FTN)", "refined": "refined (FTN+STN)"}
+STAGE_TITLES = {stage.attribute: stage.node_title for stage in ALL_STAGES}  # "initial": "initial (FTN)"
 ROLE_ATTRIBUTE = "CoopSeg.Role"
 RUN_ATTRIBUTE = "CoopSeg.Run"
 INPUT_REFERENCE = "CoopSegInput"
 INITIAL_REFERENCE = "CoopSegInitial"  # refined node -> its initial node
 TABLE_REFERENCE = "CoopSegVolumes"  # refined node -> its volume table
 INPUT_NAME = "input"  # the temporary input file's name; the worker's outputs are named after it
-NO_DEFAULT_MODEL = ("This CoopSeg install has no default model (its weights folder is missing): choose a model "
-                    "bundle folder (a *.coopseg folder; train one with python Training/train.py).")
+NO_DEFAULT_MODEL = no_default_model("choose a model bundle folder (a *.coopseg folder; train one with python "
+                                    "Training/train.py)")
 
 
 @dataclass
@@ -58,7 +59,7 @@ class ResultNodes:
     refined: Any  # vtkMRMLSegmentationNode "<volume> refined (FTN+STN)"
     table: Any  # vtkMRMLTableNode: per-segment volumes and Dice initial vs refined
     device: str = ""
-    quality: Optional[QualityEstimate] = None  # when the worker's folder held a quality estimate
+    quality: Optional[QualityRecord] = None  # when the worker's folder held a quality estimate
 
     def node(self, stage: str):
         return self.refined if stage == "refined" else self.initial
@@ -207,17 +208,17 @@ class CoopSegSceneLogic:
             job.process.close()
 
     @staticmethod
-    def _quality(files: Dict[str, str]) -> Optional[QualityEstimate]:
+    def _quality(files: Dict[str, str]) -> Optional[QualityRecord]:
         if "quality" not in files:
             return None
         try:
-            return read_quality(files["quality"]).get(Path(files["refined"]).name.split(".")[0])
+            return read_quality_file(files["quality"]).get(Path(files["refined"]).name.split(".")[0])
         except CoopSegError as error:  # the labels are still good: keep them, say why there is no estimate
             logging.warning("CoopSeg: no quality estimate: %s", error)
             return None
 
     def _import(self, volume, initial: np.ndarray, refined: np.ndarray, device: str, output,
-                quality: Optional[QualityEstimate]) -> ResultNodes:
+                quality: Optional[QualityRecord]) -> ResultNodes:
         name = volume.GetName()
         created = []
         try:

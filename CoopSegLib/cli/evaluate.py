@@ -113,11 +113,12 @@ def run(args: argparse.Namespace) -> int:
 
 def written_estimates(predictions: Path) -> dict:
     """(set, name) -> quality from PRED/quality.csv (``coopseg segment``'s), {} when there is none."""
-    from CoopSegLib.inference.quality_table import QUALITY_FILE, read_quality_table
+    from CoopSegLib.quality_file import QUALITY_FILE, read_quality_file
 
     set_name = predictions.resolve().name  # the set name evaluate_folders gives label maps in a folder
-    table = read_quality_table(predictions / QUALITY_FILE)
-    return {(set_name, name): float(row["quality"]) for name, row in table.items() if row.get("quality")}
+    path = predictions / QUALITY_FILE
+    table = read_quality_file(path) if path.is_file() else {}
+    return {(set_name, name): record.quality for name, record in table.items()}
 
 
 def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path) -> str:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from CoopSegLib.data.nifti import strip_nifti_suffix
     from CoopSegLib.inference.engine import DEFAULT_MAX_SLICES, Segmenter
     from CoopSegLib.inference.files import segment_file_result
-    from CoopSegLib.inference.quality_table import quality_row, suspect_tokens, write_quality_table
+    from CoopSegLib.quality_file import QUALITY_FILE, QualityRecord, write_quality_file
 
     output_dir = Path(args.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     segmenter = Segmenter(args.model, device=args.device, max_slices=max_slices)
     created = [folder for folder in (output_dir, *output_dir.parents) if not folder.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
-    quality_rows: Dict[str, Dict[str, str]] = {}
+    quality_rows: Dict[str, QualityRecord] = {}
     claimed: Dict[str, str] = {}  # output name -> the input that writes it
     failures = 0
     for path in args.inputs:
@@ -84,15 +84,17 @@ def run(args: argparse.Namespace) -> int:
         if segmenter.calibration is None and not quality_rows:  # said once, and only when a row is written
             print(f"coopseg segment: note: {segmenter.bundle.path} has no quality calibration; quality.csv holds the "
                   "FTN-STN agreement, uncalibrated (fit one with coopseg calibrate)", file=sys.stderr)
-        quality_rows[name] = quality_row(name, estimate, args.stage, result.blurred)
-        write_quality_table(output_dir, quality_rows)  # after each input: the table always matches the files
-        if estimate.flag == "review":
-            suspects = " ".join(suspect_tokens(estimate)) or "none below it on their own"
+        record = quality_rows[name] = QualityRecord.from_estimate(name, estimate, args.stage, result.blurred)
+        write_quality_file(output_dir, quality_rows)  # after each input: the table always matches the files
+        if record.needs_review:
+            suspects = ", ".join(record.suspect_names()) or "none below it on their own"
             print(f"coopseg segment: warning: {name}: estimated Dice {estimate.volume:.2f} is below "
                   f"{estimate.threshold:.2f}; review this segmentation (suspect slices: {suspects})",
                   file=sys.stderr)
         for output in written:
             print(output, flush=True)
+    if quality_rows:
+        print(output_dir / QUALITY_FILE, flush=True)  # the estimates of everything above, one row each
     if failures == len(args.inputs):
         remove_empty_folders(created)  # nothing was written: leave no empty output folder behind
     return EXIT_SOME_FAILED if failures else 0

@@ -61,7 +61,7 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
     from CoopSegLib.data.nifti import strip_nifti_suffix
     from CoopSegLib.inference.engine import Segmenter
     from CoopSegLib.inference.files import segment_file_result
-    from CoopSegLib.inference.quality_table import quality_row, write_quality_table
+    from CoopSegLib.quality_file import QualityRecord, write_quality_file
 
     _emit(event=PROGRESS, fraction=0.0, message="loading model")
     segmenter = Segmenter(model or None, device=device)
@@ -72,7 +72,7 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
         progress=lambda fraction, message: _emit(event=PROGRESS, fraction=fraction, message=message))
     # The same quality.csv row as coopseg segment writes for this output (the refined stage).
     name = strip_nifti_suffix(input_path)
-    table = write_quality_table(folder, {name: quality_row(name, result.quality, "stn", result.blurred)})
+    table = write_quality_file(folder, {name: QualityRecord.from_estimate(name, result.quality, "stn", result.blurred)})
     files = {"refined": str(written[0]), "initial": str(written[-1]), "quality": str(table)}
     return {"device": str(segmenter.device), "files": files}
 

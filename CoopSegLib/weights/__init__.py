@@ -12,10 +12,14 @@ from CoopSegLib.errors import CoopSegError
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default.coopseg"
 
-NO_DEFAULT_MODEL = (
-    f"no default model is shipped with this install ({DEFAULT_BUNDLE} is missing); pass --model BUNDLE "
-    "(train one with python Training/train.py)"
-)
+
+
+def no_default_model(remedy: str) -> str:
+    """The message for an install without the shipped model, ending in what the caller's user can do."""
+    return f"no default model is shipped with this install ({DEFAULT_BUNDLE} is missing); {remedy}"
+
+
+NO_DEFAULT_MODEL = no_default_model("pass --model BUNDLE (train one with python Training/train.py)")
 
 
 def has_default_bundle() -> bool:
