@@ -224,6 +224,9 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.schemeComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
+        self.ui.qualityLabel.textFormat = qt.Qt.RichText  # suspect slices are links that move the slice views
+        self.ui.qualityLabel.connect("linkActivated(QString)", self.onSuspectSliceClicked)
+        self._qualityVolume = None  # the volume whose result the quality line shows
         loadTerminology()  # loaded at start-up already; this covers a module loaded later (it is loaded once)
         self.initializeParameterNode()
 
@@ -326,6 +329,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.boundPreviewSlice(volume)
         result = self.logic.resultsFor(volume)
         self.ui.segmentTableView.setMRMLTableNode(result.table if result else None)
+        self.showQuality(result.quality if result else None, volume, warn=False)  # this input's own estimate
         self.updateButtons()
 
     def boundPreviewSlice(self, volume) -> None:
@@ -398,7 +402,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.deviceUsedLabel.text = f"used: {describe_device(result.device)}"
                 self._parameterNode.shownStage = "refined"
                 self.ui.segmentTableView.setMRMLTableNode(result.table)
-                self.showQuality(result.quality)
+                self.showQuality(result.quality, volume)
                 slicer.util.setSliceViewerLayers(background=volume, fit=True)
                 self.ui.statusLabel.text = "Done"
             if self.ui.statusLabel.text != "Done":
@@ -412,15 +416,29 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = "Cancelled" + (f" ({status.message})" if status.message != "cancelled" else "")
         self.updateButtons()
 
-    def showQuality(self, quality) -> None:
-        """The worker's quality estimate of the refined segmentation, with a warning when it is flagged."""
+    def showQuality(self, quality, volume, warn: bool = True) -> None:
+        """The quality estimate of ``volume``'s refined segmentation (stored on its node), its suspect slices as
+        links that move the slice views there, and a warning dialog after a run when it is flagged."""
+        self._qualityVolume = volume
         if quality is None:
             self.ui.qualityLabel.text = ""
+            self.ui.qualityLabel.styleSheet = ""
             return
-        self.ui.qualityLabel.text = quality.describe()
+        import html
+
+        text = html.escape(quality.describe(suspects=False))
+        links = [f'<a href="{index}">{html.escape(name)}</a>'
+                 for (_, index), name in zip(quality.suspect_slices, quality.suspect_names())]
+        self.ui.qualityLabel.text = text + (f"; suspect (click to show): {', '.join(links)}" if links else "")
         self.ui.qualityLabel.styleSheet = "color: #c0392b; font-weight: bold" if quality.needs_review else ""
-        if quality.needs_review:
+        if warn and quality.needs_review:
             slicer.util.warningDisplay(f"{quality.describe()}.", "CoopSeg: quality estimate")
+
+    def onSuspectSliceClicked(self, link: str) -> None:
+        if self._qualityVolume is None or not slicer.mrmlScene.IsNodePresent(self._qualityVolume):
+            return
+        with slicer.util.tryWithErrorDisplay("CoopSeg could not show that slice."):
+            self.logic.sceneLogic().show_slice(self._qualityVolume, int(link))
 
     def onStageToggled(self, initialChecked: bool) -> None:
         stage = "initial" if initialChecked else "refined"

@@ -94,15 +94,16 @@ class QualityRecord:
         return tuple(f"frame {frame} slice {index}" if self.cine else f"slice {index}"
                      for frame, index in self.suspect_slices)
 
-    def describe(self) -> str:
-        """One line for the GUI: 'Estimated quality: Dice 0.87 (ok)', saying when it is uncalibrated."""
+    def describe(self, suspects: bool = True) -> str:
+        """One line for the GUI: 'Estimated quality: Dice 0.87 (ok)', saying when it is uncalibrated;
+        ``suspects``: end with the suspect slices."""
         kind = "" if self.calibrated is not False else " (uncalibrated: the FTN-STN agreement, not a Dice estimate)"
         text = f"Estimated quality{kind}: Dice {self.quality:.2f}"
         second = ", from the second look at the blurred image" if self.blurred else ""
-        suspects = f"; suspect: {', '.join(self.suspect_names())}" if self.suspect_slices else ""
+        listed = f"; suspect: {', '.join(self.suspect_names())}" if suspects and self.suspect_slices else ""
         if self.needs_review:
-            return f"{text}: review this segmentation before using it{second}{suspects}"
-        return f"{text} (ok){second}{suspects}"
+            return f"{text}: review this segmentation before using it{second}{listed}"
+        return f"{text} (ok){second}{listed}"
 
     def row(self) -> Dict[str, str]:
         """The record as quality.csv's text cells."""
@@ -146,10 +147,12 @@ def read_quality_file(path: Union[str, Path]) -> Dict[str, QualityRecord]:
             rows = list(reader)
     except OSError as error:
         raise CoopSegError(f"{path}: cannot read ({error.strerror or error})") from None
-    return {row["name"]: _record(row, f"{path}, line {number}") for number, row in enumerate(rows, start=2)}
+    return {row["name"]: record_from_row(row, f"{path}, line {number}") for number, row in enumerate(rows, start=2)}
 
 
-def _record(row: Mapping[str, str], where: str) -> QualityRecord:
+def record_from_row(row: Mapping[str, str], where: str) -> QualityRecord:
+    """The record of one row's text cells (``QualityRecord.row()``'s inverse); a CoopSegError starting with
+    ``where`` for a bad value."""
     quality = _number(row.get("quality"))
     if not 0.0 <= quality <= 1.0:
         raise CoopSegError(f"{where}: quality {row.get('quality')!r} is not a number in [0, 1]")

@@ -16,6 +16,7 @@ that wrote them in ``RUN_ATTRIBUTE``; the refined node references its initial no
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+import slicer
 
 import CoopSegLib
 from CoopSegLib.errors import CoopSegError
@@ -33,18 +35,19 @@ from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices
 from CoopSegLib.inference import Segmenter, preview_hard_example
 from CoopSegLib.inference.worker import command
 from CoopSegLib.runtime import DEVICES, device_choice
-from CoopSegLib.quality_file import QualityRecord, read_quality_file
+from CoopSegLib.quality_file import QualityRecord, read_quality_file, record_from_row
 from CoopSegLib.vocabulary import ALL_STAGES
 from CoopSegLib.weights import default_bundle, has_default_bundle, no_default_model
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
 from CoopSegMRML.segmentations import labels_from_segmentation, place_beside, segmentation_from_labels
 from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_table, segment_volume_rows
-from CoopSegMRML.volumes import volume_image
+from CoopSegMRML.volumes import slice_centre, volume_image
 from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, Launcher, Status, WorkerProcess
 
 STAGE_TITLES = {stage.attribute: stage.node_title for stage in ALL_STAGES}  # "initial": "initial (FTN)"
 ROLE_ATTRIBUTE = "CoopSeg.Role"
 RUN_ATTRIBUTE = "CoopSeg.Run"
+QUALITY_ATTRIBUTE = "CoopSeg.Quality"  # on the refined node: its quality.csv row as JSON, saved with the scene
 INPUT_REFERENCE = "CoopSegInput"
 INITIAL_REFERENCE = "CoopSegInitial"  # refined node -> its initial node
 TABLE_REFERENCE = "CoopSegVolumes"  # refined node -> its volume table
@@ -243,6 +246,7 @@ class CoopSegSceneLogic:
                 node.SetNodeReferenceID(INPUT_REFERENCE, volume.GetID())
             nodes["refined"].SetNodeReferenceID(INITIAL_REFERENCE, nodes["initial"].GetID())
             nodes["refined"].SetNodeReferenceID(TABLE_REFERENCE, table.GetID())
+            store_quality(nodes["refined"], quality)
         except BaseException:
             for node in created:
                 if self.scene.IsNodePresent(node):
@@ -324,7 +328,7 @@ class CoopSegSceneLogic:
         initial, table = refined.GetNodeReference(INITIAL_REFERENCE), refined.GetNodeReference(TABLE_REFERENCE)
         if initial is None or table is None:
             return None
-        return ResultNodes(initial, refined, table)
+        return ResultNodes(initial, refined, table, quality=stored_quality(refined))
 
     @staticmethod
     def show(result: ResultNodes, stage: str) -> None:
@@ -335,6 +339,13 @@ class CoopSegSceneLogic:
             display = result.node(name).GetDisplayNode()
             if display is not None:
                 display.SetVisibility(name == stage)
+
+    def show_slice(self, volume_node, index: int) -> Tuple[float, float, float]:
+        """Move every slice view to slice ``index`` of ``volume_node`` along its stack axis (a suspect slice of
+        the quality estimate); the RAS point jumped to."""
+        ras = slice_centre(volume_node, index)
+        slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, *ras, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+        return ras
 
     # --- hard examples --------------------------------------------------------------------------------------
     def preview(self, volume_node, slice_index: int, scheme: str = "channel", fraction: float = 0.3,
@@ -375,3 +386,24 @@ class CoopSegSceneLogic:
         table.SetNodeReferenceID("CoopSegES", es_volume.GetID())
         place_beside(table, ed_volume)
         return table, indices
+
+
+def store_quality(node, quality: Optional[QualityRecord]) -> None:
+    """Keep ``quality`` on the refined segmentation node (an attribute: saved and restored with the scene), or
+    remove an older run's estimate when this run has none."""
+    if quality is None:
+        node.RemoveAttribute(QUALITY_ATTRIBUTE)
+    else:
+        node.SetAttribute(QUALITY_ATTRIBUTE, json.dumps(quality.row()))
+
+
+def stored_quality(node) -> Optional[QualityRecord]:
+    """The estimate ``store_quality`` kept on ``node``; None when there is none or it cannot be read."""
+    text = node.GetAttribute(QUALITY_ATTRIBUTE) if node is not None else None
+    if not text:
+        return None
+    try:
+        return record_from_row(json.loads(text), f"node '{node.GetName()}'")
+    except (ValueError, TypeError, CoopSegError) as error:
+        logging.warning("CoopSeg: the quality estimate stored on '%s' cannot be read: %s", node.GetName(), error)
+        return None

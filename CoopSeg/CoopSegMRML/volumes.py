@@ -60,3 +60,23 @@ def stack_slice_count(volume_node) -> int:
     if volume_node is None or volume_node.GetImageData() is None:
         return 0
     return int(volume_node.GetImageData().GetDimensions()[stack_axis(ijk_to_ras(volume_node))])
+
+
+def slice_centre(volume_node, index: int) -> Tuple[float, float, float]:
+    """World RAS of the centre of slice ``index`` along the model's stack axis (how quality.csv counts slices),
+    through the volume's linear parent transform if it has one; a CoopSegError for an index outside the volume."""
+    from CoopSegLib.data.geometry import stack_axis
+
+    count = stack_slice_count(volume_node)
+    if not 0 <= index < count:
+        raise CoopSegError(f"slice {index} is outside volume '{volume_node.GetName()}' ({count} slices)")
+    affine = ijk_to_ras(volume_node)
+    ijk = (np.asarray(volume_node.GetImageData().GetDimensions(), dtype=np.float64) - 1) / 2
+    ijk[stack_axis(affine)] = index
+    ras = (affine @ np.append(ijk, 1.0))[:3]
+    transform = volume_node.GetParentTransformNode()
+    if transform is not None:
+        to_world = vtk.vtkGeneralTransform()
+        transform.GetTransformToWorld(to_world)
+        ras = np.asarray(to_world.TransformPoint(*ras))
+    return tuple(float(v) for v in ras)
