@@ -7,6 +7,3 @@ Label codes everywhere: 0 background, 1 LV cavity, 2 LV myocardium, 3 RV cavity.
 """
 
 __version__ = "0.1.0"
-
-from CoopSegLib.vocabulary import LABEL_NAMES  # noqa: E402  (the standard library only)
-NUM_CLASSES = len(LABEL_NAMES)

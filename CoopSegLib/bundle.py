@@ -5,7 +5,7 @@
                         run's record and its objective settings), version, and the SHA-256 of the weights file
         weights.pt      the state dict, read back with torch.load(weights_only=True) (no arbitrary unpickling)
 
-Inference rebuilds the model from "network" alone. Bundles of format version 1 (the shipped default among them)
+Inference rebuilds the model from "network" alone. Bundles of format version 1 (what CoopSeg wrote before format 2)
 kept the whole method configuration under "architecture"; they load as they always did, their network settings
 taken from there. A bundle whose checksum, format or architecture does not match is refused with a message naming
 the folder; it never falls back to random weights.
@@ -23,7 +23,8 @@ from typing import Any, List, Mapping, NamedTuple, Optional, Union
 
 import torch
 
-from CoopSegLib import LABEL_NAMES, __version__
+from CoopSegLib import __version__
+from CoopSegLib.vocabulary import LABEL_NAMES
 from CoopSegLib.errors import ConfigError, CoopSegError
 from CoopSegLib.networks import CoopSegModel, NetworkConfig
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from CoopSegLib import LABEL_NAMES
+from CoopSegLib.vocabulary import LABEL_NAMES
 from CoopSegLib.errors import CoopSegError
 
 # Red LV cavity, yellow LV myocardium, blue RV cavity: the Slicer module's segment colours.

@@ -19,7 +19,7 @@ from CoopSegLib.networks import CoopSegModel
 from CoopSegLib.data.geometry import Volume
 from CoopSegLib.data.normalisation import minmax_per_slice
 from CoopSegLib.data.preprocess import prepare_image
-from conftest import SMALL_WIDTHS, ring_slices
+from toy_slices import SMALL_WIDTHS, ring_slices
 from data_helpers import dice
 
 SPACING = 1.5  # mm, the toy model's in-plane spacing

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from data_helpers import ACDC_ROOT, REPO
+from data_helpers import ACDC_ROOT, REPO, needs_acdc  # noqa: F401  (re-exported for the Slicer tests)
 
 MODULE_DIR = REPO / "CoopSeg"
 if str(MODULE_DIR) not in sys.path:
@@ -23,7 +23,6 @@ if not hasattr(slicer, "vtkMRMLScene"):
 ACDC_PATIENT = ACDC_ROOT / "patient001"
 ACDC_ED = ACDC_PATIENT / "patient001_frame01.nii.gz"
 ACDC_ES = ACDC_PATIENT / "patient001_frame12.nii.gz"
-needs_acdc = pytest.mark.skipif(not ACDC_ED.is_file(), reason=f"real ACDC data not found at {ACDC_PATIENT}")
 
 
 def new_scene():

@@ -8,7 +8,7 @@ from CoopSegLib.bundle import (BundleError, file_sha256, load_bundle, network_co
                                recorded_objective, recorded_subjects, save_bundle)
 from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
-from conftest import SMALL_WIDTHS
+from toy_slices import SMALL_WIDTHS
 
 PREPROCESSING = {"spacing_mm": 1.36719, "size": 32}
 LEGACY_BUNDLE = Path(__file__).parent / "fixtures" / "legacy_bundle.coopseg"

@@ -3,10 +3,10 @@ import torch
 
 from CoopSegLib import runtime
 from CoopSegLib.cooperative import (VARIANTS, CooperativeConfig, CooperativeObjective, CooperativeTrainer,
-                                    reconstruction_loss, resolve_device, segmentation_loss)
+                                    reconstruction_loss, segmentation_loss)
 from CoopSegLib.errors import ConfigError
 
-from conftest import SMALL_WIDTHS
+from toy_slices import SMALL_WIDTHS
 
 STD_TERMS = {"std/rec", "std/seg", "std/shp_pred", "std/shp_gt"}
 HARD_TERMS = {"hard/rec", "hard/seg", "hard/shp_pred", "hard/shp_corrupt"}
@@ -159,8 +159,8 @@ def test_state_dict_round_trip_and_architecture_mismatch(rings):
         other.load_state_dict(trainer.state_dict())
 
 
-def test_device_policy_lives_in_runtime_and_cooperative_still_exports_it():
-    assert resolve_device is runtime.resolve_device  # existing user code imports it from CoopSegLib.cooperative
+def test_device_policy_lives_in_runtime():
+    assert not hasattr(__import__("CoopSegLib.cooperative").cooperative, "resolve_device")  # one home: runtime
     assert CooperativeTrainer(CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS), precision="bf16").bf16
     assert not runtime.uses_bf16("fp32", runtime.resolve_device("cpu"))
 

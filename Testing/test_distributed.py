@@ -6,7 +6,7 @@ import torch.multiprocessing as mp
 
 from CoopSegLib.cooperative import CooperativeConfig, CooperativeTrainer
 
-from conftest import SMALL_WIDTHS, ring_slices
+from toy_slices import SMALL_WIDTHS, ring_slices
 
 
 def train_two_steps(rank: int, world_size: int, init_file: str, results: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from CoopSegLib.data.packed import read_packed_case, write_packed_case
 from CoopSegLib.data.readers import list_acdc_subjects, read_acdc, read_packed
 from CoopSegLib.errors import CoopSegError
-from conftest import SMALL_WIDTHS
+from toy_slices import SMALL_WIDTHS
 from data_helpers import ACDC_ROOT, REPO, needs_acdc
 
 sys.path.insert(0, str(REPO / "Training"))

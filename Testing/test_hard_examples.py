@@ -5,7 +5,7 @@ from CoopSegLib.cooperative import frozen_batchnorm_statistics, generate_hard_ex
 from CoopSegLib.masking import LatentMasker
 from CoopSegLib.networks import CoopSegModel, NetworkConfig
 
-from conftest import SMALL_WIDTHS
+from toy_slices import SMALL_WIDTHS
 
 
 def batchnorm_state(module):

@@ -36,7 +36,7 @@ def test_trained_model_segments_held_out_volumes_on_their_own_grid(segmenter, si
 
 def test_an_untrained_model_does_not_pass_the_same_bar(tmp_path):
     from CoopSegLib.networks import CoopSegModel, NetworkConfig
-    from conftest import SMALL_WIDTHS
+    from toy_slices import SMALL_WIDTHS
 
     torch.manual_seed(1)
     untrained = save_bundle(tmp_path / "untrained", CoopSegModel(NetworkConfig(widths=SMALL_WIDTHS)),

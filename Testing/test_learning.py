@@ -5,7 +5,7 @@ from monai.metrics import compute_dice
 
 from CoopSegLib.cooperative import CooperativeConfig, CooperativeTrainer
 
-from conftest import SMALL_WIDTHS, ring_slices
+from toy_slices import SMALL_WIDTHS, ring_slices
 
 
 def mean_foreground_dice(logits, labels):

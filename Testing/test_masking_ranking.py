@@ -9,7 +9,7 @@ from CoopSegLib.cooperative.losses import segmentation_loss
 from CoopSegLib.masking import random_dropout_mask, targeted_channel_mask, targeted_spatial_mask
 from CoopSegLib.masking.targeted import channel_saliency
 
-from conftest import ring_slices
+from toy_slices import ring_slices
 from inference_helpers import SIZE, trained_model
 
 

@@ -24,10 +24,9 @@ from CoopSegLib.inference.engine import Segmenter
 from CoopSegLib.inference.quality import (DEFAULT_THRESHOLD, SliceSignals, apply_logistic, frame_features,
                                           reconstruction_error)
 from CoopSegLib.quality_file import QUALITY_FILE, QualityRecord, read_quality_file, write_quality_file
+from data_helpers import ACDC_ROOT as ACDC
 from inference_helpers import ring_volume
 
-REPO = Path(__file__).resolve().parents[1]
-ACDC = REPO.parent / "shared" / "data" / "ACDC" / "training"
 
 
 def ring_labels(count=4, size=32):

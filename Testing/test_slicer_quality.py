@@ -60,7 +60,7 @@ def test_the_estimate_is_kept_on_its_node_through_a_saved_scene_and_shown_per_in
 def test_a_suspect_slice_moves_the_slice_views_to_its_centre():
     import numpy as np
     from inference_helpers import ring_volume
-    from slicer_helpers import new_scene, slicer
+    from slicer_helpers import new_scene
 
     from CoopSegLib.errors import CoopSegError
     from CoopSegLib.data.geometry import stack_axis

@@ -27,7 +27,7 @@ from CoopSegLib.training.loop import run_training
 from CoopSegLib.training.schedule import learning_rate_at
 from CoopSegLib.training.settings import TrainingSettings
 
-from conftest import SMALL_WIDTHS, ring_slices
+from toy_slices import SMALL_WIDTHS, ring_slices
 from test_training_run import TINY, TRAIN, assert_same_weights, model_state, tiny_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,12 +21,10 @@ from CoopSegLib.training.loop import run_training
 from CoopSegLib.training.settings import TrainingSettings, read_yaml
 from CoopSegLib.training.validation import validate
 
-from conftest import SMALL_WIDTHS
-from data_helpers import dice
+from toy_slices import SMALL_WIDTHS
+from data_helpers import ACDC_ROOT as ACDC, REPO, dice
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "Training" / "train.py"
-ACDC = REPO.parent / "shared" / "data" / "ACDC" / "training"
 # The default run, shrunk: same code path, small networks and slices, a few steps.
 TINY = ["data.phantom_subjects=3", "data.n_validation=1", "data.size=48", f"method.widths={list(SMALL_WIDTHS)}",
         "train.batch_size=4", "log.every=1", "validation.every=2", "checkpoint.every=100"]

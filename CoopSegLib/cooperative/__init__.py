@@ -18,7 +18,6 @@ _HOMES = {
     "CooperativeLoss": "CoopSegLib.cooperative.objective",
     "CooperativeObjective": "CoopSegLib.cooperative.objective",
     "CooperativeTrainer": "CoopSegLib.cooperative.trainer",
-    "resolve_device": "CoopSegLib.runtime",  # its home is CoopSegLib.runtime; kept here for existing callers
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -20,7 +20,6 @@ import random
 import socket
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -40,6 +39,7 @@ from CoopSegLib.training.checkpoint import capture_rng_state, load_checkpoint, r
 from CoopSegLib.training.distributed import ProcessGroup
 from CoopSegLib.training.logbook import Logbook, check_tensorboard_available
 from CoopSegLib.training.order import EpochItems, TrainingOrder, worker_generator
+from CoopSegLib.training.outcome import TrainingOutcome
 from CoopSegLib.training.progress import Progress
 from CoopSegLib.training.report import write_report
 from CoopSegLib.training.run_data import RunData, load_run_data
@@ -53,18 +53,6 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
 BEST_CHECKPOINT = Path("checkpoints") / "best.pt"
 BUNDLE_NAME = "model.coopseg"
 PICTURE_SLICES = 4
-
-
-@dataclass
-class TrainingOutcome:
-    run_dir: Path
-    step: int
-    total_steps: int
-    interrupted: Optional[str]  # the signal that stopped the run, or None when it completed
-    bundle: Optional[Path] = None
-    best: Optional[ValidationResult] = None  # the validation with the best FTN+STN Dice, and its step
-    best_step: Optional[int] = None
-    samples_per_s: float = float("nan")
 
 
 def seed_everything(seed: int) -> None:

@@ -10,7 +10,7 @@ from CoopSegLib.atomic import write_atomically
 from CoopSegLib.networks import STAGES
 
 if TYPE_CHECKING:
-    from CoopSegLib.training.loop import TrainingOutcome
+    from CoopSegLib.training.outcome import TrainingOutcome
     from CoopSegLib.training.run_data import RunData
     from CoopSegLib.training.settings import TrainingSettings
 
