@@ -61,10 +61,36 @@ def test_batch_size_does_not_change_the_labels(bundle, segmenter):
     assert np.mean(one_at_a_time.refined == together.refined) > 0.999
 
 
-def test_a_loaded_bundle_and_its_folder_give_the_same_segmenter(bundle, segmenter):
+def test_a_loaded_bundle_and_its_folder_give_the_same_segmenter_and_the_bundle_is_left_as_it_was(bundle, segmenter):
     image, _ = ring_volume(3, seed=5)
-    from_bundle = Segmenter(load_bundle(bundle), device="cpu").segment(image.array, image.affine)
+    loaded = load_bundle(bundle)
+    loaded.model.train()
+    before = {name: value.clone() for name, value in loaded.model.state_dict().items()}
+    from_bundle = Segmenter(loaded, device="cpu", channels_last=True).segment(image.array, image.affine)
     np.testing.assert_array_equal(from_bundle.refined, segmenter.segment(image.array, image.affine).refined)
+    assert loaded.model.training  # the Segmenter ran a copy in eval mode
+    weight = next(p for p in loaded.model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1)
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
+    after = loaded.model.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)  # BatchNorm statistics included
+
+
+def test_the_stages_used_alone_give_what_segment_gives(segmenter):
+    from CoopSegLib.inference.components import keep_largest_components
+
+    image, _ = ring_volume(5, seed=6)
+    whole = segmenter.segment(image.array, image.affine, largest_component=True)
+    prepared = segmenter.prepare(image.array, image.affine)
+    slice_pass = segmenter.predict_slices(prepared, "stn", signals=True)
+    assert slice_pass.initial.shape == (len(prepared.slices), segmenter.size, segmenter.size)
+    mapped = segmenter.map_back(prepared, slice_pass, clean_up=keep_largest_components)
+    np.testing.assert_array_equal(mapped.refined, whole.refined)
+    np.testing.assert_array_equal(mapped.initial, whole.initial)
+    assert segmenter.estimate(prepared, slice_pass).volume == pytest.approx(whole.quality.volume, abs=1e-6)
+    untouched = segmenter.map_back(prepared, slice_pass)  # no clean-up: the raw labels, at least as many voxels
+    assert (untouched.refined > 0).sum() >= (mapped.refined > 0).sum()
+    with pytest.raises(CoopSegError, match="needs a pass with signals"):
+        segmenter.estimate(prepared, segmenter.predict_slices(prepared, "ftn", signals=False))
 
 
 def test_storage_order_and_obliqueness_do_not_change_the_answer(segmenter):

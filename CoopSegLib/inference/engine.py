@@ -12,14 +12,20 @@ FTN run), and the image decoder is skipped (segmentation does not need it).
 Results are mapped back with the frame's ``SliceMapping``: labels by nearest neighbour, probabilities linearly.
 With ``quality=True`` (the default) the same pass measures the signals of ``quality`` (the STN runs even for stage
 "ftn", and the image decoder on the central part of each slice) and ``result.quality`` holds the estimated Dice.
+
+``segment`` runs its stages in turn, and each can be used alone: ``prepare`` (check, model slices) ->
+``predict_slices`` (the networks, in batches) -> ``estimate`` (quality) -> ``map_back`` (onto the input's grid, with
+a post-processing ``clean_up`` such as ``keep_largest_components``); the second look is a post-processing loop over
+those stages. A ``Bundle`` given to the Segmenter is left as it was (the Segmenter runs a copy of its model).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, replace
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -87,6 +93,17 @@ class PreparedImage:
         return replace(self, slices=gaussian_blur(torch.from_numpy(np.ascontiguousarray(self.slices)), sigma).numpy())
 
 
+@dataclass
+class SlicePass:
+    """What one pass of the networks gave on the model grid (``Segmenter.predict_slices``)."""
+
+    stage: str  # the stage asked for: "ftn" or "stn"
+    initial: np.ndarray  # (S, size, size) uint8 FTN labels
+    refined: Optional[np.ndarray]  # FTN+STN labels; None for stage "ftn" without signals
+    signals: Optional[np.ndarray]  # (3, S) the quality signals of ``pass_signals``; None when not measured
+    probabilities: Optional[np.ndarray]  # (S, C, size, size) of ``stage``'s output; None when not asked for
+
+
 def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
     """Shannon entropy over axis 0 divided by log(C): 0 for a certain voxel, 1 for a uniform one."""
     p = np.clip(probabilities, 1e-12, 1.0)
@@ -137,11 +154,14 @@ class Segmenter:
         except (RuntimeError, ValueError) as error:
             raise CoopSegError(str(error)) from None
         self.device = self.runtime.device
-        if not isinstance(bundle, Bundle):
+        if isinstance(bundle, Bundle):  # the caller's: its model stays where and as it is (device, format, mode)
+            model = copy.deepcopy(bundle.model)
+        else:
             bundle = load_bundle(bundle if bundle is not None else default_bundle(), self.device)
+            model = bundle.model
         self.bundle = bundle
         self.spacing, self.size = _bundle_grid(bundle)
-        self.predictor = SlicePredictor(bundle.model, self.runtime, max_slices)
+        self.predictor = SlicePredictor(model, self.runtime, max_slices)
         self.model = self.predictor.model
         self.calibration = bundle.metadata.get(METADATA_KEY)
         if self.calibration is not None:
@@ -214,18 +234,36 @@ class Segmenter:
     def _segment_once(self, prepared: PreparedImage, monitor: Monitor, stage: str, probabilities: bool,
                       entropy: bool, largest_component: bool, quality: bool) -> Segmentation:
         """One pass of the networks over prepared slices, mapped back onto the input's grid (see ``segment``)."""
+        slice_pass = self.predict_slices(prepared, stage, signals=quality, probabilities=probabilities or entropy,
+                                         monitor=monitor)
+        monitor.report(0.9, "mapping back onto the image grid")
+        result = self.map_back(prepared, slice_pass, keep_largest_components if largest_component else None, monitor)
+        if quality:
+            result.quality = self.estimate(prepared, slice_pass)
+        if slice_pass.probabilities is not None:
+            result.entropy = normalised_entropy(result.probabilities) if entropy else None
+            if not probabilities:
+                result.probabilities = None
+        return result
+
+    # --- the stages of ``segment``, each usable alone ------------------------------------------------------------
+    def predict_slices(self, prepared: PreparedImage, stage: str = "stn", signals: bool = True,
+                       probabilities: bool = False, monitor: Optional[Monitor] = None) -> "SlicePass":
+        """Run the networks over every prepared slice (``predictor.batches``): model-grid labels of both stages
+        (the FTN's only for stage "ftn" without ``signals``), the quality signals of the same pass, and ``stage``'s
+        probabilities when asked for."""
+        monitor = monitor or Monitor()
         total = len(prepared.slices)
-        keep_probabilities = probabilities or entropy
         initial_labels = np.empty((total, self.size, self.size), dtype=np.uint8)
-        refined_labels = np.empty_like(initial_labels) if stage == "stn" or quality else None
-        signals = np.zeros((3, total), dtype=np.float32) if quality else None
+        refined_labels = np.empty_like(initial_labels) if stage == "stn" or signals else None
+        measured = np.zeros((3, total), dtype=np.float32) if signals else None
         stage_probabilities = (np.empty((total, self.num_classes, self.size, self.size), dtype=np.float32)
-                               if keep_probabilities else None)
+                               if probabilities else None)
         for start, stop in self.predictor.batches(total):
             monitor.report(0.1 + 0.8 * start / total, f"segmenting slices {start + 1}-{stop} of {total}")
-            if signals is not None:
-                prediction, measured = self.predictor.predict_with(prepared.slices[start:stop], pass_signals)
-                signals[:, start:stop] = measured.cpu().numpy()
+            if measured is not None:
+                prediction, values = self.predictor.predict_with(prepared.slices[start:stop], pass_signals)
+                measured[:, start:stop] = values.cpu().numpy()
             else:
                 prediction = self.predictor.predict(prepared.slices[start:stop], stage)
             initial, refined = prediction.initial, prediction.refined
@@ -235,20 +273,14 @@ class Segmenter:
             if stage_probabilities is not None:
                 output = refined if stage == "stn" else initial
                 stage_probabilities[start:stop] = output.softmax(1).cpu().numpy()
-        monitor.report(0.9, "mapping back onto the image grid")
-        result = self._to_input_grid(prepared, initial_labels, refined_labels if stage == "stn" else None,
-                                     stage_probabilities, largest_component, monitor)
-        if signals is not None:
-            result.quality = self._quality(prepared, initial_labels, refined_labels, signals, stage)
-        if stage_probabilities is not None:
-            result.entropy = normalised_entropy(result.probabilities) if entropy else None
-            if not probabilities:
-                result.probabilities = None
-        return result
+        return SlicePass(stage, initial_labels, refined_labels, measured, stage_probabilities)
 
-    def _quality(self, prepared: PreparedImage, initial: np.ndarray, refined: np.ndarray, signals: np.ndarray,
-                 stage: str) -> QualityEstimate:
-        """Features of every frame from the pass's model-grid outputs, mapped to the estimate."""
+    def estimate(self, prepared: PreparedImage, slice_pass: "SlicePass") -> QualityEstimate:
+        """The quality estimate of the pass's ``stage`` output: features of every frame from its model-grid labels
+        and signals (``predict_slices(signals=True)``), mapped by the bundle's calibration."""
+        if slice_pass.signals is None or slice_pass.refined is None:
+            raise CoopSegError("the quality estimate needs a pass with signals: predict_slices(..., signals=True)")
+        initial, refined, signals, stage = slice_pass.initial, slice_pass.refined, slice_pass.signals, slice_pass.stage
         frames, stacks = [], []
         for frame, mapping in enumerate(prepared.mappings):
             part = prepared.frame_slices(frame)
@@ -262,10 +294,15 @@ class Segmenter:
             stacks.append(np.arange(count)[::-1] if mapping.flips[2] else np.arange(count))
         return estimate_quality(frames, stacks, self.calibration, stage)
 
-    def _to_input_grid(self, prepared: PreparedImage, initial: np.ndarray, refined: Optional[np.ndarray],
-                       probabilities: Optional[np.ndarray], largest_component: bool,
-                       monitor: Monitor) -> Segmentation:
+    def map_back(self, prepared: PreparedImage, slice_pass: "SlicePass",
+                 clean_up: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 monitor: Optional[Monitor] = None) -> Segmentation:
+        """The pass's labels (and probabilities) on the input's own grid, frame by frame; ``clean_up``, a
+        post-processing step applied to each frame's label map on that grid (``keep_largest_components``)."""
+        monitor = monitor or Monitor()
         image = prepared.image
+        initial, probabilities = slice_pass.initial, slice_pass.probabilities
+        refined = slice_pass.refined if slice_pass.stage == "stn" else None
         maps: dict = {"initial": [], "refined": [], "probabilities": []}
         for frame, mapping in enumerate(prepared.mappings):
             monitor.check()
@@ -273,7 +310,7 @@ class Segmenter:
             for name, slices in (("initial", initial), ("refined", refined)):
                 if slices is not None:
                     labels = mapping.to_input_grid(slices[part])
-                    maps[name].append(keep_largest_components(labels) if largest_component else labels)
+                    maps[name].append(clean_up(labels) if clean_up is not None else labels)
             if probabilities is not None:
                 maps["probabilities"].append(mapping.probabilities_to_input_grid(probabilities[part]))
         return Segmentation(
