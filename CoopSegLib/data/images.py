@@ -25,7 +25,29 @@ class ImageFile(NamedTuple):
 
 
 def read_image(path: Union[str, Path]) -> ImageFile:
-    """Read a NIfTI or NRRD image; a CoopSegError naming the file for anything else or anything unreadable."""
+    """Read a NIfTI or NRRD image; a CoopSegError naming the file for anything else or anything unreadable.
+
+    Args:
+        path: a .nii, .nii.gz, .nrrd or .nhdr file.
+
+    Returns:
+        ``ImageFile(array, affine, nifti)``: the voxels in index order (any number of dimensions), the 4x4
+        voxel-to-RAS affine in mm, and for NIfTI the nibabel image (outputs copy its header).
+
+    Examples:
+        >>> import tempfile, nibabel, numpy as np
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> nibabel.save(nibabel.Nifti1Image(np.zeros((4, 5, 3), np.float32), np.diag([1.5, 1.5, 8, 1])),
+        ...              str(folder / "scan.nii.gz"))
+        >>> image = read_image(folder / "scan.nii.gz")
+        >>> image.array.shape, float(image.affine[2, 2])
+        ((4, 5, 3), 8.0)
+        >>> read_image(folder / "scan.png")
+        Traceback (most recent call last):
+        ...
+        CoopSegLib.errors.CoopSegError: ...scan.png: file not found
+    """
     path = Path(path)
     name = path.name.lower()
     if not path.exists():

@@ -41,6 +41,29 @@ class FTNOutput(NamedTuple):
 
 
 class FastThinkingNetwork(nn.Module):
+    """The FTN: an image in, segmentation logits, its reconstruction and both latent codes out (one forward pass).
+
+    Args:
+        in_channels: image channels (1 for MR).
+        num_classes: segmentation classes, background included (4: background, LV, MYO, RV).
+        widths: channels of the input block and of each down block; each entry after the first halves the
+            resolution, so inputs must be multiples of ``2 ** (len(widths) - 1)`` (16 for the paper's widths).
+        code_sharing: "decoupled" (the paper's network), "image" or "shape" (Table 2's shared-code variants).
+
+    Note:
+        No skip connections: everything the decoders see passes through the codes, which is what lets the
+        latent masks of the hard-example generation reach the whole output.
+
+    Examples:
+        >>> import torch
+        >>> ftn = FastThinkingNetwork(widths=(8, 16, 32)).eval()
+        >>> out = ftn(torch.rand(2, 1, 32, 32))
+        >>> tuple(out.logits.shape), tuple(out.reconstruction.shape), tuple(out.z_i.shape)
+        ((2, 4, 32, 32), (2, 1, 32, 32), (2, 32, 8, 8))
+        >>> bool(out.z_s.min() >= 0)  # the shape code is sparse: it ends in a ReLU
+        True
+    """
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -29,6 +29,24 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 class ShapeAutoencoder(nn.Module):
+    """The STN C: a denoising autoencoder over per-class probability maps, the learned shape prior.
+
+    Args:
+        num_classes: classes of the maps it reads and the logits it writes, background included.
+        widths: encoder channels, as for ``FastThinkingNetwork`` (inputs must be multiples of
+            ``2 ** (len(widths) - 1)``).
+
+    Examples:
+        >>> import torch
+        >>> stn = ShapeAutoencoder(widths=(8, 16, 32)).eval()
+        >>> logits = torch.randn(2, 4, 32, 32)                  # an FTN's prediction
+        >>> tuple(stn.refine(logits).shape)                      # refined logits, C(softmax(logits / 2))
+        (2, 4, 32, 32)
+        >>> truth = one_hot(torch.zeros(2, 32, 32, dtype=torch.long), 4)
+        >>> tuple(stn(truth).shape)                              # training feeds one-hot ground truth as well
+        (2, 4, 32, 32)
+    """
+
     def __init__(self, num_classes: int = 4, widths: Sequence[int] = PAPER_WIDTHS):
         super().__init__()
         self.num_classes = num_classes
