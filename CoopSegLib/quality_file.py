@@ -5,7 +5,10 @@ module all use it. The standard library only, so the Slicer module reads it with
 Columns, in the file's order (the first three are a contract other tools read):
     name            the output label map's file name without extension
     quality         estimated mean Dice (LV, MYO, RV) of the stage written, 0-1
-    flag            ok / review (quality below the threshold)
+    flag            ok / review (quality below the threshold, or a structure's own estimate below 0.5)
+    quality_lv, quality_myo, quality_rv
+                    the estimated Dice of each structure (LV cavity, LV myocardium, RV cavity), 0-1; with
+                    calibrated false, each structure's FTN-STN agreement
     calibrated      true when the bundle holds a fitted calibration; false: quality is the FTN-STN agreement
     threshold       the flag's threshold
     stage           ftn or stn
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Mapping, Optional, Tuple, Union
 
 from CoopSegLib.errors import CoopSegError
-from CoopSegLib.vocabulary import FLAGS, REVIEW, STAGES
+from CoopSegLib.vocabulary import FLAGS, REVIEW, STAGES, STRUCTURES
 
 if TYPE_CHECKING:  # the estimate needs numpy and torch; this module does not
     from CoopSegLib.inference.quality import QualityEstimate
@@ -46,7 +49,8 @@ QUALITY_FILE = "quality.csv"
 REQUIRED_COLUMNS = ("name", "quality", "flag")
 SIGNAL_COLUMNS = ("agreement", "reconstruction", "entropy_stn", "empty_slices", "missing_structure", "unringed_lv",
                   "volume_out_of_range")
-COLUMNS = (*REQUIRED_COLUMNS, "calibrated", "threshold", "stage", "blurred", "suspect_slices", "slice_quality",
+STRUCTURE_QUALITY_COLUMNS = {s.column: f"quality_{s.column}" for s in STRUCTURES}  # "lv" -> "quality_lv"
+COLUMNS = (*REQUIRED_COLUMNS, *STRUCTURE_QUALITY_COLUMNS.values(), "calibrated", "threshold", "stage", "blurred", "suspect_slices", "slice_quality",
            *SIGNAL_COLUMNS)
 
 SuspectSlice = Tuple[int, int]  # (frame, slice index along the input's stack axis)
@@ -69,6 +73,7 @@ class QualityRecord:
     slice_quality: Tuple[float, ...] = ()  # frame 0's per-slice estimates, input stack order
     signals: Dict[str, float] = field(default_factory=dict)
     cine: bool = False  # the input had several frames: suspect slices name their frame
+    structures: Dict[str, float] = field(default_factory=dict)  # "lv", "myo", "rv" -> estimated Dice
 
     @classmethod
     def from_estimate(cls, name: str, estimate: "QualityEstimate", stage: str,
@@ -83,7 +88,8 @@ class QualityRecord:
         return cls(name, float(estimate.volume), estimate.flag, bool(estimate.calibrated), float(estimate.threshold),
                    stage, bool(blurred), tuple(suspects), tuple(q for _, q in first),
                    {key: float(estimate.features[key]) for key in SIGNAL_COLUMNS if key in estimate.features},
-                   cine=max(frames, default=0) > 0)
+                   cine=max(frames, default=0) > 0,
+                   structures={c: float(v) for c, v in getattr(estimate, "structures", {}).items()})
 
     @property
     def needs_review(self) -> bool:
@@ -99,6 +105,9 @@ class QualityRecord:
         ``suspects``: end with the suspect slices."""
         kind = "" if self.calibrated is not False else " (uncalibrated: the FTN-STN agreement, not a Dice estimate)"
         text = f"Estimated quality{kind}: Dice {self.quality:.2f}"
+        if self.structures:
+            text += " (" + ", ".join(f"{s.key} {self.structures[s.column]:.2f}" for s in STRUCTURES
+                                     if s.column in self.structures) + ")"
         second = ", from the second look at the blurred image" if self.blurred else ""
         listed = f"; suspect: {', '.join(self.suspect_names())}" if suspects and self.suspect_slices else ""
         if self.needs_review:
@@ -113,6 +122,7 @@ class QualityRecord:
             "threshold": "" if self.threshold is None else f"{self.threshold:.3f}", "stage": self.stage,
             "blurred": str(self.blurred).lower(), "suspect_slices": "; ".join(self.suspect_names()),
             "slice_quality": " ".join(f"{q:.3f}" for q in self.slice_quality),
+            **{STRUCTURE_QUALITY_COLUMNS[c]: f"{v:.4f}" for c, v in self.structures.items()},
         }
         row.update({key: f"{value:.5g}" for key, value in self.signals.items()})
         return row
@@ -170,9 +180,17 @@ def record_from_row(row: Mapping[str, str], where: str) -> QualityRecord:
     threshold = _number(row.get("threshold"))
     signals = {key: _number(row.get(key)) for key in SIGNAL_COLUMNS if row.get(key)}
     cine = any(word in (row.get("suspect_slices") or "") for word in ("frame", ":"))
+    structures = {}
+    for column, name in STRUCTURE_QUALITY_COLUMNS.items():
+        if row.get(name):
+            value = _number(row[name])
+            if not 0.0 <= value <= 1.0:
+                raise CoopSegError(f"{where}: {name} {row[name]!r} is not a number in [0, 1]")
+            structures[column] = value
     return QualityRecord(row["name"], quality, row["flag"], {"true": True, "false": False}.get(calibrated),
                          None if math.isnan(threshold) else threshold, stage,
-                         (row.get("blurred") or "").strip().lower() == "true", suspects, slices, signals, cine)
+                         (row.get("blurred") or "").strip().lower() == "true", suspects, slices, signals, cine,
+                         structures)
 
 
 def _number(text: Optional[str]) -> float:

@@ -327,3 +327,54 @@ def test_evaluate_scores_the_estimate_segment_wrote(calibrated, tmp_path, capsys
         assert float(row["estimate"]) == pytest.approx(written[case], abs=1e-4)
         assert float(row["dice"]) == pytest.approx(np.mean(dice[case]), abs=1e-5)
     assert "## Quality estimate (prediction)" in (tmp_path / "report" / "evaluation.md").read_text()
+
+
+# --- the estimate per structure ---------------------------------------------------------------------------------
+def test_each_structure_gets_its_own_calibrated_estimate(calibrated):
+    path, calibration, samples, _ = calibrated
+    from CoopSegLib.inference.quality import STRUCTURE_COLUMNS, structure_features
+
+    models = calibration["stages"]["stn"]["structures"]
+    assert sorted(models) == sorted(STRUCTURE_COLUMNS) == ["lv", "myo", "rv"]
+    assert all(models[c]["features"] == list(structure_features(c)) for c in models)
+    assert set(samples[0].structure_dice["stn"]) == {"lv", "myo", "rv"}
+    segmenter = Segmenter(path, device="cpu")
+    image, _ = ring_volume(6, seed=77)
+    quality = segmenter.segment(image.array, image.affine).quality
+    assert quality.structures_calibrated and set(quality.structures) == {"lv", "myo", "rv"}
+    assert all(0.0 <= v <= 1.0 for v in quality.structures.values())
+    record = QualityRecord.from_estimate("x", quality, "stn")
+    assert record.row()["quality_rv"] == f"{quality.structures['rv']:.4f}" and "RV" in record.describe()
+
+
+def test_a_structure_estimated_poor_flags_the_volume_even_when_the_mean_looks_fine(calibrated, tmp_path):
+    path, calibration, _, _ = calibrated
+    poor_rv = json.loads(json.dumps(calibration))
+    stn = poor_rv["stages"]["stn"]
+    stn["volume"]["weights"] = [0.0] * len(stn["volume"]["weights"])
+    stn["volume"]["bias"] = 5.0  # the mean says 0.99
+    stn["structures"]["rv"]["weights"] = [0.0] * len(stn["structures"]["rv"]["weights"])
+    stn["structures"]["rv"]["bias"] = -5.0  # the RV says 0.01
+    copy = Path(shutil.copytree(path, tmp_path / "poor_rv.coopseg"))
+    write_metadata_section(copy, "quality", poor_rv)
+    image, _ = ring_volume(6, seed=77)
+    quality = Segmenter(copy, device="cpu").segment(image.array, image.affine).quality
+    assert quality.volume > quality.threshold and quality.flag == "review"
+    assert quality.review_reason() == "estimated Dice RV 0.01 is below 0.50 for that structure"
+    del stn["structures"]  # a calibration fitted before structures: the mean alone flags, as before
+    write_metadata_section(copy, "quality", poor_rv)
+    before = Segmenter(copy, device="cpu").segment(image.array, image.affine).quality
+    assert before.flag == "ok" and not before.structures_calibrated
+    assert before.structures["rv"] == pytest.approx(before.frame_features[0]["agreement_rv"])
+
+
+def test_structure_estimates_are_scored_leaving_one_subject_out(calibrated):
+    from CoopSegLib.evaluation.calibration import cross_validate_structures
+
+    samples = calibrated[2]
+    rows = cross_validate_structures(samples, samples, "stn")
+    assert {r["structure"] for r in rows} == {"lv", "myo", "rv"} and {r["subject"] for r in rows} == {
+        "ring0", "ring1", "ring2"}
+    assert all(0.0 <= r["estimate"] <= 1.0 for r in rows)
+    back = sample_from_json(sample_to_json(samples[3]))
+    assert back.structure_dice["stn"] == pytest.approx(samples[3].structure_dice["stn"], nan_ok=True)

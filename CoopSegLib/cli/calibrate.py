@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
 def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_samples: list,
                            args: argparse.Namespace, report: Any) -> str:
     """Leave-one-subject-out scores on the clean frames (from the fitting run) and the four artefact sets."""
-    from CoopSegLib.evaluation.calibration import artefact_items, collect_samples, cross_validate, sample_to_json
+    from CoopSegLib.evaluation.calibration import (artefact_items, collect_samples, cross_validate,
+                                                   cross_validate_structures, sample_to_json)
     from CoopSegLib.evaluation.quality_scores import markdown_quality, scores_by_set
     from CoopSegLib.evaluation.report import write_text_atomically
     from CoopSegLib.evaluation.test_sets import DEFAULT_SETS
@@ -116,4 +117,10 @@ def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_sa
         lines.append(f"leave-one-subject-out, stage {stage} (fitted on clean + perturbations of the other "
                      f"subjects, scored on the held-out subject's clean and artefact volumes):\n")
         lines.append(markdown_quality(scores_by_set(rows, ["clean", *artefacts])))
+    structure_rows = cross_validate_structures(fit_samples, scored, "stn")
+    for column in sorted({r["structure"] for r in structure_rows}, key=["lv", "myo", "rv"].index):
+        lines.append(f"leave-one-subject-out, stage stn, the {column.upper()} estimate against that structure's "
+                     "own Dice:\n")
+        lines.append(markdown_quality(scores_by_set([r for r in structure_rows if r["structure"] == column],
+                                                    ["clean", *artefacts])))
     return "\n".join(lines)

@@ -88,9 +88,8 @@ def run(args: argparse.Namespace) -> int:
         write_quality_file(output_dir, quality_rows)  # after each input: the table always matches the files
         if record.needs_review:
             suspects = ", ".join(record.suspect_names()) or "none below it on their own"
-            print(f"coopseg segment: warning: {name}: estimated Dice {estimate.volume:.2f} is below "
-                  f"{estimate.threshold:.2f}; review this segmentation (suspect slices: {suspects})",
-                  file=sys.stderr)
+            print(f"coopseg segment: warning: {name}: {estimate.review_reason()}; review this segmentation "
+                  f"(suspect slices: {suspects})", file=sys.stderr)
         for output in written:
             print(output, flush=True)
     if quality_rows:

@@ -28,8 +28,9 @@ from CoopSegLib.data.perturbations import PERTURBATIONS, perturb_volume
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.metrics import overlap_scores, slice_dice
 from CoopSegLib.inference.quality import (CALIBRATION_FORMAT, DEFAULT_THRESHOLD, METADATA_KEY, SLICE_FEATURES,
-                                          VOLUME_FEATURES, apply_logistic, slice_matrix, to_logit, volume_matrix)
-from CoopSegLib.vocabulary import ALL_STAGES
+                                          STRUCTURE_COLUMNS, STRUCTURE_THRESHOLD, VOLUME_FEATURES, apply_logistic,
+                                          slice_matrix, structure_features, to_logit, volume_matrix)
+from CoopSegLib.vocabulary import ALL_STAGES, STRUCTURE_COLUMNS as COLUMN_OF_CODE
 
 STAGE_ATTRIBUTES = {s.name: s.attribute for s in ALL_STAGES}
 L2_PENALTY = 0.05  # on standardised weights: a few hundred volumes, a dozen correlated features
@@ -56,6 +57,9 @@ class CalibrationSample:
     features: Dict[str, Any]
     dice: Dict[str, float]  # stage -> mean Dice over LV, MYO, RV (3D)
     slice_dice: Dict[str, np.ndarray] = field(default_factory=dict)  # stage -> (S,) mean Dice, NaN if nothing there
+    # stage -> structure column ("lv", "myo", "rv") -> 3D Dice (NaN where absent on both sides); {} in samples
+    # measured before structures were estimated
+    structure_dice: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
 
 def calibration_items(cases: Iterable[Case], levels: int = 1, seed: int = 0,
@@ -78,7 +82,8 @@ def calibration_items(cases: Iterable[Case], levels: int = 1, seed: int = 0,
 
 
 def true_dice(prediction: np.ndarray, reference: Volume, mapping: SliceMapping) -> tuple:
-    """(3D mean Dice over the structures, (S,) per-slice mean Dice in the model's stack order) of a label map."""
+    """(3D mean Dice over the structures, (S,) per-slice mean Dice in the model's stack order, {column: 3D Dice})
+    of a label map."""
     scores = overlap_scores(prediction, reference.array, reference.spacing, distances=False)
     values = [s.dice for s in scores.values() if not math.isnan(s.dice)]
     volume = float(np.mean(values)) if values else math.nan
@@ -86,7 +91,7 @@ def true_dice(prediction: np.ndarray, reference: Volume, mapping: SliceMapping) 
     with np.errstate(invalid="ignore"):
         counts = np.sum(~np.isnan(per_slice), axis=1)
         slices = np.where(counts > 0, np.nansum(per_slice, axis=1) / np.maximum(counts, 1), np.nan)
-    return volume, slices
+    return volume, slices, {COLUMN_OF_CODE[code]: float(score.dice) for code, score in scores.items()}
 
 
 def collect_samples(segmenter: Any, items: Iterable[CalibrationItem],
@@ -98,11 +103,12 @@ def collect_samples(segmenter: Any, items: Iterable[CalibrationItem],
             report(item)
         result = segmenter.segment(item.image.array, item.image.affine, stage="stn", quality=True)
         mapping = SliceMapping.from_affine(item.image.shape, item.image.affine, segmenter.spacing, segmenter.size)
-        dice, per_slice = {}, {}
+        dice, per_slice, per_structure = {}, {}, {}
         for stage, attribute in STAGE_ATTRIBUTES.items():
-            dice[stage], per_slice[stage] = true_dice(getattr(result, attribute), item.label, mapping)
+            dice[stage], per_slice[stage], per_structure[stage] = true_dice(getattr(result, attribute), item.label,
+                                                                            mapping)
         samples.append(CalibrationSample(item.set, item.subject, item.key, item.severity,
-                                         result.quality.frame_features[0], dice, per_slice))
+                                         result.quality.frame_features[0], dice, per_slice, per_structure))
     return samples
 
 
@@ -151,7 +157,23 @@ def fit_stage(samples: Sequence[CalibrationSample], stage: str) -> Dict[str, Any
     volume_model = fit_logistic(volume_matrix([s.features for s in usable]), [s.dice[stage] for s in usable],
                                 VOLUME_FEATURES)
     rows, targets = _slice_rows(usable, stage, volume_model)
-    return {"volume": volume_model, "slice": fit_logistic(rows, targets, SLICE_FEATURES)}
+    fitted = {"volume": volume_model, "slice": fit_logistic(rows, targets, SLICE_FEATURES)}
+    structures = fit_structures(usable, stage)
+    if structures:
+        fitted["structures"] = structures
+    return fitted
+
+
+def fit_structures(samples: Sequence[CalibrationSample], stage: str) -> Dict[str, Any]:
+    """One logistic model per structure column ({} when the samples hold no structure Dice: older sample files)."""
+    if not all(stage in s.structure_dice and f"agreement_{STRUCTURE_COLUMNS[0]}" in s.features for s in samples):
+        return {}
+    models = {}
+    for column in STRUCTURE_COLUMNS:
+        usable = [s for s in samples if not math.isnan(s.structure_dice[stage].get(column, math.nan))]
+        models[column] = fit_logistic(volume_matrix([s.features for s in usable], structure_features(column)),
+                                      [s.structure_dice[stage][column] for s in usable], structure_features(column))
+    return models
 
 
 def fit_calibration(samples: Sequence[CalibrationSample], threshold: float = DEFAULT_THRESHOLD,
@@ -162,6 +184,7 @@ def fit_calibration(samples: Sequence[CalibrationSample], threshold: float = DEF
     return {
         "format": CALIBRATION_FORMAT,
         "threshold": float(threshold),
+        "structure_threshold": STRUCTURE_THRESHOLD,
         "stages": stages,
         "fitted_on": {
             "subjects": sorted({s.subject for s in samples}),
@@ -200,6 +223,27 @@ def cross_validate(fit_samples: Sequence[CalibrationSample], score_samples: Sequ
     return rows
 
 
+def cross_validate_structures(fit_samples: Sequence[CalibrationSample], score_samples: Sequence[CalibrationSample],
+                              stage: str = "stn") -> List[Dict[str, Any]]:
+    """``cross_validate`` for the structure estimates: rows set, subject, key, structure, dice, estimate."""
+    rows = []
+    for subject in sorted({s.subject for s in score_samples}):
+        models = fit_structures([s for s in fit_samples if s.subject != subject], stage)
+        if not models:
+            raise CoopSegError("the samples hold no structure Dice (measured before structures were estimated); "
+                               "measure them again")
+        for sample in (s for s in score_samples if s.subject == subject):
+            for column, model in models.items():
+                dice = sample.structure_dice[stage].get(column, math.nan)
+                if math.isnan(dice):
+                    continue
+                estimate = float(apply_logistic(volume_matrix([sample.features], structure_features(column)),
+                                                model)[0])
+                rows.append({"set": sample.set, "subject": subject, "key": sample.key, "structure": column,
+                             "dice": dice, "estimate": estimate})
+    return rows
+
+
 # --- samples on disk (one JSON object per line), so fitting and cross-validation can be redone without segmenting ---
 def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
@@ -217,6 +261,7 @@ def sample_to_json(sample: CalibrationSample) -> str:
         "features": {k: _plain(v) for k, v in sample.features.items()},
         "dice": {k: _plain(v) for k, v in sample.dice.items()},
         "slice_dice": {k: _plain(v) for k, v in sample.slice_dice.items()},
+        "structure_dice": {k: {c: _plain(v) for c, v in d.items()} for k, d in sample.structure_dice.items()},
     })
 
 
@@ -231,7 +276,9 @@ def sample_from_json(line: str) -> CalibrationSample:
     features = {k: (_array(v) if isinstance(v, list) else v) for k, v in data["features"].items()}
     return CalibrationSample(data["set"], data["subject"], data["key"], float(data["severity"]), features,
                              {k: (math.nan if v is None else float(v)) for k, v in data["dice"].items()},
-                             {k: _array(v) for k, v in data["slice_dice"].items()})
+                             {k: _array(v) for k, v in data["slice_dice"].items()},
+                             {k: {c: (math.nan if v is None else float(v)) for c, v in d.items()}
+                              for k, d in data.get("structure_dice", {}).items()})
 
 
 def calibrate_bundle(bundle_path: Any, cases: Sequence[Case], levels: int = 1, seed: int = 0, device: str = "auto",

@@ -17,6 +17,11 @@ maps the standardised features to an estimated Dice with a logistic model, for t
 A bundle without one gets the documented fallback: the estimate is the FTN-STN agreement (0 for an empty output),
 flagged ``review`` below ``DEFAULT_THRESHOLD``, and ``calibrated`` is False.
 
+Each structure (LV, MYO, RV) gets its own estimate too (``result.quality.structures``), from a logistic model on the
+volume features and that structure's own agreement, volume and missing slices; a calibrated structure estimate below
+``STRUCTURE_THRESHOLD`` also flags the volume ``review``. Calibrations fitted before it have no structure models:
+their structure estimates are the FTN-STN agreements, and they flag on the mean alone, as before.
+
 Only torch and numpy are used here: fitting lives in the evaluation package.
 """
 
@@ -29,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from CoopSegLib.vocabulary import LV_CAVITY, LV_MYOCARDIUM, OK, REVIEW, RV_CAVITY, STRUCTURE_CODES
+from CoopSegLib.vocabulary import LV_CAVITY, LV_MYOCARDIUM, OK, REVIEW, RV_CAVITY, STRUCTURE_CODES, STRUCTURES
 
 if TYPE_CHECKING:
     from CoopSegLib.networks import CoopSegModel, Prediction
@@ -37,6 +42,9 @@ if TYPE_CHECKING:
 METADATA_KEY = "quality"  # section of the bundle's metadata.json holding the calibration
 CALIBRATION_FORMAT = 1
 DEFAULT_THRESHOLD = 0.7  # estimated mean Dice below this is flagged "review"
+# A structure whose own estimated Dice is below this also flags the volume (calibrated bundles only): half of it
+# wrong while the mean can still look fine (an RV far off beside a good LV). Chosen before any scoring.
+STRUCTURE_THRESHOLD = 0.5
 # Plausible volumes in mL (generous: ACDC's ED and ES frames of healthy and diseased hearts sit well inside).
 PHYSIOLOGICAL_ML = {LV_CAVITY: (5.0, 450.0), LV_MYOCARDIUM: (25.0, 400.0), RV_CAVITY: (5.0, 500.0)}
 
@@ -45,6 +53,16 @@ VOLUME_FEATURES = (
     "empty", "empty_slices", "missing_structure", "unringed_lv", "volume_out_of_range", "continuity",
     "log_heart_ml",
 )
+# Per structure (column "lv", "myo", "rv"): its own FTN-STN agreement, volume and slices lacking it, beside the
+# volume features.
+STRUCTURE_COLUMNS = tuple(s.column for s in STRUCTURES)
+
+
+def structure_features(column: str) -> tuple:
+    """The features of ``column``'s estimate: the volume features and the structure's own three."""
+    return (*VOLUME_FEATURES, f"agreement_{column}", f"log_ml_{column}", f"missing_{column}")
+
+
 SLICE_FEATURES = (
     "agreement", "entropy_stn", "entropy_ftn", "reconstruction", "empty", "missing_structure", "unringed_lv",
     "continuity", "heart_fraction", "position", "volume_logit",
@@ -77,6 +95,19 @@ class QualityEstimate:
     features: Dict[str, float] = field(default_factory=dict)  # volume features (mean over frames)
     frames: List[float] = field(default_factory=list)  # per-frame estimates
     frame_features: List[Dict[str, Any]] = field(default_factory=list)  # ``frame_features`` of each frame
+    structures: Dict[str, float] = field(default_factory=dict)  # "lv", "myo", "rv" -> estimated Dice (mean of frames)
+    structures_calibrated: bool = False  # False: each is the structure's FTN-STN agreement
+    structure_threshold: float = STRUCTURE_THRESHOLD
+
+    def review_reason(self) -> str:
+        """Why the flag is "review" ("" when it is "ok"): the mean, or the structures, below their threshold."""
+        if self.flag != REVIEW:
+            return ""
+        if self.volume < self.threshold:
+            return f"estimated Dice {self.volume:.2f} is below {self.threshold:.2f}"
+        poor = [f"{s.key} {self.structures[s.column]:.2f}" for s in STRUCTURES
+                if self.structures.get(s.column, 1.0) < self.structure_threshold]
+        return f"estimated Dice {', '.join(poor)} is below {self.structure_threshold:.2f} for that structure"
 
     def suspect_slices(self) -> List[int]:
         """Input stack indices of the slices whose estimate is below the threshold (first frame's for a cine)."""
@@ -190,6 +221,11 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
         "volume_out_of_range": float(min(out_of_range, 10.0)),
         "continuity": float((continuity * weights).sum()) if not empty.all() else 0.0,
         "log_heart_ml": math.log1p(sum(ml.values())),
+        **{f"agreement_{s.column}": float(np.nan_to_num(volume_structure[k], nan=0.0))  # absent on both: failed
+           for k, s in enumerate(STRUCTURES)},
+        **{f"log_ml_{s.column}": math.log1p(ml[s.code]) for s in STRUCTURES},
+        **{f"missing_{s.column}": float(((~empty) & ~present[:, k]).sum() / max((~empty).sum(), 1))
+           for k, s in enumerate(STRUCTURES)},
         "slice_agreement": _nanmean(per_structure, axis=1, empty=1.0) * (~empty) + 0.0,
         "slice_entropy_stn": signals.entropy_stn,
         "slice_entropy_ftn": signals.entropy_ftn,
@@ -243,6 +279,11 @@ def check_calibration(calibration: Mapping[str, Any], source: str) -> None:
             if list(model.get("features", [])) != list(names) or len(model.get("weights", [])) != len(names):
                 raise ValueError(f"{source}: quality calibration for stage {stage} ({part}) does not match the "
                                  f"features this CoopSeg measures; re-run coopseg calibrate")
+        for column, model in (models.get("structures") or {}).items():  # optional: calibrations before it lack it
+            names = structure_features(column) if column in STRUCTURE_COLUMNS else ()
+            if not names or list(model.get("features", [])) != list(names):
+                raise ValueError(f"{source}: quality calibration for stage {stage} (structure {column}) does not "
+                                 "match the features this CoopSeg measures; re-run coopseg calibrate")
 
 
 def estimate_frame(features: Mapping[str, Any], calibration: Optional[Mapping[str, Any]],
@@ -257,22 +298,40 @@ def estimate_frame(features: Mapping[str, Any], calibration: Optional[Mapping[st
     return volume, slices
 
 
+def estimate_structures(features: Mapping[str, Any], calibration: Optional[Mapping[str, Any]],
+                        stage: str) -> tuple:
+    """({column: estimated Dice}, calibrated) of one frame; without a structure calibration each structure's
+    FTN-STN agreement (0 for an empty output)."""
+    models = ((calibration or {}).get("stages", {}).get(stage) or {}).get("structures")
+    if not models:
+        return {c: 0.0 if features["empty"] else float(features[f"agreement_{c}"]) for c in STRUCTURE_COLUMNS}, False
+    return {c: float(apply_logistic(volume_matrix([features], structure_features(c)), models[c])[0])
+            for c in STRUCTURE_COLUMNS}, True
+
+
 def estimate_quality(frames: Sequence[Mapping[str, Any]], stack_indices: Sequence[np.ndarray],
                      calibration: Optional[Mapping[str, Any]], stage: str) -> QualityEstimate:
     """The estimate of a written label map from each frame's features (``frame_features``)."""
     calibrated = bool(calibration and stage in calibration.get("stages", {}))
     threshold = float((calibration or {}).get("threshold", DEFAULT_THRESHOLD)) if calibrated else DEFAULT_THRESHOLD
-    volumes, slices, frame_of, indices = [], [], [], []
+    volumes, slices, frame_of, indices, structures = [], [], [], [], []
+    structures_calibrated = False
     for number, (features, stack) in enumerate(zip(frames, stack_indices)):
         volume, per_slice = estimate_frame(features, calibration, stage)
+        per_structure, structures_calibrated = estimate_structures(features, calibration, stage)
+        structures.append(per_structure)
         volumes.append(volume)
         slices.append(per_slice)
         frame_of.append(np.full(len(per_slice), number))
         indices.append(np.asarray(stack))
     volume = float(np.mean(volumes))
     summary = {name: float(np.mean([f[name] for f in frames])) for name in VOLUME_FEATURES}
+    by_structure = {c: float(np.mean([s[c] for s in structures])) for c in STRUCTURE_COLUMNS}
+    structure_threshold = float((calibration or {}).get("structure_threshold", STRUCTURE_THRESHOLD))
+    poor_structure = structures_calibrated and min(by_structure.values()) < structure_threshold
     return QualityEstimate(
-        volume=volume, flag=REVIEW if volume < threshold else OK, slices=np.concatenate(slices),
+        volume=volume, flag=REVIEW if volume < threshold or poor_structure else OK, slices=np.concatenate(slices),
         slice_frame=np.concatenate(frame_of), slice_index=np.concatenate(indices), calibrated=calibrated,
         threshold=threshold, features=summary, frames=volumes, frame_features=list(frames),
+        structures=by_structure, structures_calibrated=structures_calibrated, structure_threshold=structure_threshold,
     )
