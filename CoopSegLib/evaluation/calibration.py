@@ -28,7 +28,7 @@ from CoopSegLib.data.perturbations import PERTURBATIONS, perturb_volume
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.metrics import overlap_scores, slice_dice
 from CoopSegLib.inference.quality import (CALIBRATION_FORMAT, DEFAULT_THRESHOLD, METADATA_KEY, SLICE_FEATURES,
-                                          STRUCTURE_COLUMNS, STRUCTURE_THRESHOLD, VOLUME_FEATURES, apply_logistic,
+                                          STRUCTURE_COLUMNS, STRUCTURE_THRESHOLD, VOLUME_FEATURES, apply_model,
                                           slice_matrix, structure_features, to_logit, volume_matrix)
 from CoopSegLib.vocabulary import ALL_STAGES, STRUCTURE_COLUMNS as COLUMN_OF_CODE
 
@@ -144,7 +144,7 @@ def _slice_rows(samples: Sequence[CalibrationSample], stage: str,
                 volume_model: Mapping[str, Any]) -> tuple:
     rows, targets = [], []
     for sample in samples:
-        volume = float(apply_logistic(volume_matrix([sample.features]), volume_model)[0])
+        volume = float(apply_model(volume_model, [sample.features])[0])
         matrix = slice_matrix(sample.features, to_logit(volume))
         known = ~np.isnan(sample.slice_dice[stage])
         rows.append(matrix[known])
@@ -152,10 +152,16 @@ def _slice_rows(samples: Sequence[CalibrationSample], stage: str,
     return np.concatenate(rows), np.concatenate(targets)
 
 
+def measured_features(samples: Sequence[CalibrationSample], names: Sequence[str]) -> tuple:
+    """The features of ``names`` every sample holds (sample files measured before a feature existed lack it)."""
+    return tuple(name for name in names if all(name in s.features for s in samples))
+
+
 def fit_stage(samples: Sequence[CalibrationSample], stage: str) -> Dict[str, Any]:
     usable = [s for s in samples if not math.isnan(s.dice[stage])]
-    volume_model = fit_logistic(volume_matrix([s.features for s in usable]), [s.dice[stage] for s in usable],
-                                VOLUME_FEATURES)
+    names = measured_features(usable, VOLUME_FEATURES)
+    volume_model = fit_logistic(volume_matrix([s.features for s in usable], names), [s.dice[stage] for s in usable],
+                                names)
     rows, targets = _slice_rows(usable, stage, volume_model)
     fitted = {"volume": volume_model, "slice": fit_logistic(rows, targets, SLICE_FEATURES)}
     structures = fit_structures(usable, stage)
@@ -171,8 +177,9 @@ def fit_structures(samples: Sequence[CalibrationSample], stage: str) -> Dict[str
     models = {}
     for column in STRUCTURE_COLUMNS:
         usable = [s for s in samples if not math.isnan(s.structure_dice[stage].get(column, math.nan))]
-        models[column] = fit_logistic(volume_matrix([s.features for s in usable], structure_features(column)),
-                                      [s.structure_dice[stage][column] for s in usable], structure_features(column))
+        names = measured_features(usable, structure_features(column))
+        models[column] = fit_logistic(volume_matrix([s.features for s in usable], names),
+                                      [s.structure_dice[stage][column] for s in usable], names)
     return models
 
 
@@ -202,7 +209,7 @@ def estimate_samples(samples: Sequence[CalibrationSample], calibration: Mapping[
     """Volume estimates of each sample under ``calibration``, per stage."""
     out: Dict[str, List[float]] = {}
     for stage, models in calibration["stages"].items():
-        out[stage] = apply_logistic(volume_matrix([s.features for s in samples]), models["volume"]).tolist()
+        out[stage] = apply_model(models["volume"], [s.features for s in samples]).tolist()
     return out
 
 
@@ -237,8 +244,7 @@ def cross_validate_structures(fit_samples: Sequence[CalibrationSample], score_sa
                 dice = sample.structure_dice[stage].get(column, math.nan)
                 if math.isnan(dice):
                     continue
-                estimate = float(apply_logistic(volume_matrix([sample.features], structure_features(column)),
-                                                model)[0])
+                estimate = float(apply_model(model, [sample.features])[0])
                 rows.append({"set": sample.set, "subject": subject, "key": sample.key, "structure": column,
                              "dice": dice, "estimate": estimate})
     return rows

@@ -51,7 +51,7 @@ PHYSIOLOGICAL_ML = {LV_CAVITY: (5.0, 450.0), LV_MYOCARDIUM: (25.0, 400.0), RV_CA
 VOLUME_FEATURES = (
     "agreement", "agreement_min", "entropy_stn", "entropy_ftn", "reconstruction", "reconstruction_max",
     "empty", "empty_slices", "missing_structure", "unringed_lv", "volume_out_of_range", "continuity",
-    "log_heart_ml",
+    "log_heart_ml", "lv_centre_jump", "lv_area_roughness",
 )
 # Per structure (column "lv", "myo", "rv"): its own FTN-STN agreement, volume and slices lacking it, beside the
 # volume features.
@@ -180,6 +180,25 @@ def _unringed_lv(labels: np.ndarray) -> np.ndarray:
     return np.where(border > 0, outside_not_myo / np.maximum(border, 1), 0.0)
 
 
+def _lv_consistency(labels: np.ndarray) -> tuple:
+    """(centre jump, area roughness) of the LV cavity along the stack: the mean distance between the cavity's
+    centres on neighbouring slices over its typical radius, and the mean |second difference| of its area over
+    its mean area. A heart does not jump or swell from one slice to the next; a confused segmentation does."""
+    lv = labels == LV_CAVITY
+    area = lv.sum((1, 2)).astype(float)
+    present = np.flatnonzero(area > 0)
+    if len(present) < 2:
+        return 0.0, 0.0
+    rows, cols = np.arange(labels.shape[1], dtype=float), np.arange(labels.shape[2], dtype=float)
+    centre_y = (lv[present].sum(2) * rows).sum(1) / area[present]
+    centre_x = (lv[present].sum(1) * cols).sum(1) / area[present]
+    radius = math.sqrt(float(area[present].mean()) / math.pi)
+    jump = float(np.mean(np.hypot(np.diff(centre_y), np.diff(centre_x)))) / max(radius, 1.0)
+    profile = area[present[0]:present[-1] + 1]
+    rough = float(np.mean(np.abs(np.diff(profile, 2)))) / max(float(profile.mean()), 1.0) if len(profile) > 2 else 0.0
+    return jump, rough
+
+
 def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
     """Per-slice features (arrays of length S) and volume features (floats) of one frame, by name.
 
@@ -206,6 +225,7 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
     out_of_range = sum(max(0.0, math.log(low / max(ml[code], 1e-3)), math.log(max(ml[code], 1e-3) / high))
                        for code, (low, high) in PHYSIOLOGICAL_ML.items())
     weights = heart_pixels / max(heart_pixels.sum(), 1)
+    jump, rough = _lv_consistency(refined)
     agreement = float(np.nanmean(volume_structure)) if np.isfinite(volume_structure).any() else 0.0
     features: Dict[str, Any] = {
         "agreement": agreement,
@@ -221,6 +241,8 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
         "volume_out_of_range": float(min(out_of_range, 10.0)),
         "continuity": float((continuity * weights).sum()) if not empty.all() else 0.0,
         "log_heart_ml": math.log1p(sum(ml.values())),
+        "lv_centre_jump": jump,
+        "lv_area_roughness": rough,
         **{f"agreement_{s.column}": float(np.nan_to_num(volume_structure[k], nan=0.0))  # absent on both: failed
            for k, s in enumerate(STRUCTURES)},
         **{f"log_ml_{s.column}": math.log1p(ml[s.code]) for s in STRUCTURES},
@@ -267,23 +289,31 @@ def to_logit(value: float) -> float:
 
 
 def check_calibration(calibration: Mapping[str, Any], source: str) -> None:
-    """Raise ValueError naming ``source`` when a stored calibration is not one this code can apply."""
+    """Raise ValueError naming ``source`` when a stored calibration is not one this code can apply. Each model names
+    its own features, so calibrations fitted before a feature was added keep working."""
     if not isinstance(calibration, Mapping) or not isinstance(calibration.get("stages", {}), Mapping):
         raise ValueError(f"{source}: the quality calibration in the metadata is not a JSON object; re-run coopseg "
                          "calibrate")
     if calibration.get("format") != CALIBRATION_FORMAT:
         raise ValueError(f"{source}: quality calibration format {calibration.get('format')!r} is not supported")
+    volume_names = set(VOLUME_FEATURES).union(*(structure_features(c) for c in STRUCTURE_COLUMNS))
     for stage, models in (calibration.get("stages") or {}).items():
-        for part, names in (("volume", VOLUME_FEATURES), ("slice", SLICE_FEATURES)):
-            model = models.get(part) or {}
-            if list(model.get("features", [])) != list(names) or len(model.get("weights", [])) != len(names):
+        parts = [("volume", models.get("volume"), volume_names), ("slice", models.get("slice"), set(SLICE_FEATURES))]
+        parts += [(f"structure {c}", m, volume_names) for c, m in (models.get("structures") or {}).items()]
+        for part, model, known in parts:
+            names = list((model or {}).get("features", []))
+            if not names or not set(names) <= known or len(model.get("weights", [])) != len(names):
                 raise ValueError(f"{source}: quality calibration for stage {stage} ({part}) does not match the "
                                  f"features this CoopSeg measures; re-run coopseg calibrate")
-        for column, model in (models.get("structures") or {}).items():  # optional: calibrations before it lack it
-            names = structure_features(column) if column in STRUCTURE_COLUMNS else ()
-            if not names or list(model.get("features", [])) != list(names):
-                raise ValueError(f"{source}: quality calibration for stage {stage} (structure {column}) does not "
-                                 "match the features this CoopSeg measures; re-run coopseg calibrate")
+        unknown = set(models.get("structures") or {}) - set(STRUCTURE_COLUMNS)
+        if unknown:
+            raise ValueError(f"{source}: quality calibration for stage {stage} has unknown structures "
+                             f"{', '.join(sorted(unknown))}; re-run coopseg calibrate")
+
+
+def apply_model(model: Mapping[str, Any], features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """A fitted volume-level model (volume or structure) applied to frames' features, in its own feature order."""
+    return apply_logistic(volume_matrix(features, model["features"]), model)
 
 
 def estimate_frame(features: Mapping[str, Any], calibration: Optional[Mapping[str, Any]],
@@ -293,8 +323,8 @@ def estimate_frame(features: Mapping[str, Any], calibration: Optional[Mapping[st
     if models is None:  # uncalibrated: the shape prior's verdict alone, an empty output counts as failed
         volume = 0.0 if features["empty"] else float(features["agreement"])
         return volume, np.asarray(features["slice_agreement"], float)
-    volume = float(apply_logistic(volume_matrix([features]), models["volume"])[0])
-    slices = apply_logistic(slice_matrix(features, to_logit(volume)), models["slice"])
+    volume = float(apply_model(models["volume"], [features])[0])
+    slices = apply_logistic(slice_matrix(features, to_logit(volume), models["slice"]["features"]), models["slice"])
     return volume, slices
 
 
@@ -305,8 +335,7 @@ def estimate_structures(features: Mapping[str, Any], calibration: Optional[Mappi
     models = ((calibration or {}).get("stages", {}).get(stage) or {}).get("structures")
     if not models:
         return {c: 0.0 if features["empty"] else float(features[f"agreement_{c}"]) for c in STRUCTURE_COLUMNS}, False
-    return {c: float(apply_logistic(volume_matrix([features], structure_features(c)), models[c])[0])
-            for c in STRUCTURE_COLUMNS}, True
+    return {c: float(apply_model(models[c], [features])[0]) for c in STRUCTURE_COLUMNS}, True
 
 
 def estimate_quality(frames: Sequence[Mapping[str, Any]], stack_indices: Sequence[np.ndarray],
