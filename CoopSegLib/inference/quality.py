@@ -51,7 +51,7 @@ PHYSIOLOGICAL_ML = {LV_CAVITY: (5.0, 450.0), LV_MYOCARDIUM: (25.0, 400.0), RV_CA
 VOLUME_FEATURES = (
     "agreement", "agreement_min", "entropy_stn", "entropy_ftn", "reconstruction", "reconstruction_max",
     "empty", "empty_slices", "missing_structure", "unringed_lv", "volume_out_of_range", "continuity",
-    "log_heart_ml", "lv_centre_jump", "lv_area_roughness",
+    "log_heart_ml",
 )
 # Per structure (column "lv", "myo", "rv"): its own FTN-STN agreement, volume and slices lacking it, beside the
 # volume features.
@@ -180,25 +180,6 @@ def _unringed_lv(labels: np.ndarray) -> np.ndarray:
     return np.where(border > 0, outside_not_myo / np.maximum(border, 1), 0.0)
 
 
-def _lv_consistency(labels: np.ndarray) -> tuple:
-    """(centre jump, area roughness) of the LV cavity along the stack: the mean distance between the cavity's
-    centres on neighbouring slices over its typical radius, and the mean |second difference| of its area over
-    its mean area. A heart does not jump or swell from one slice to the next; a confused segmentation does."""
-    lv = labels == LV_CAVITY
-    area = lv.sum((1, 2)).astype(float)
-    present = np.flatnonzero(area > 0)
-    if len(present) < 2:
-        return 0.0, 0.0
-    rows, cols = np.arange(labels.shape[1], dtype=float), np.arange(labels.shape[2], dtype=float)
-    centre_y = (lv[present].sum(2) * rows).sum(1) / area[present]
-    centre_x = (lv[present].sum(1) * cols).sum(1) / area[present]
-    radius = math.sqrt(float(area[present].mean()) / math.pi)
-    jump = float(np.mean(np.hypot(np.diff(centre_y), np.diff(centre_x)))) / max(radius, 1.0)
-    profile = area[present[0]:present[-1] + 1]
-    rough = float(np.mean(np.abs(np.diff(profile, 2)))) / max(float(profile.mean()), 1.0) if len(profile) > 2 else 0.0
-    return jump, rough
-
-
 def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
     """Per-slice features (arrays of length S) and volume features (floats) of one frame, by name.
 
@@ -225,7 +206,6 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
     out_of_range = sum(max(0.0, math.log(low / max(ml[code], 1e-3)), math.log(max(ml[code], 1e-3) / high))
                        for code, (low, high) in PHYSIOLOGICAL_ML.items())
     weights = heart_pixels / max(heart_pixels.sum(), 1)
-    jump, rough = _lv_consistency(refined)
     agreement = float(np.nanmean(volume_structure)) if np.isfinite(volume_structure).any() else 0.0
     features: Dict[str, Any] = {
         "agreement": agreement,
@@ -241,8 +221,6 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
         "volume_out_of_range": float(min(out_of_range, 10.0)),
         "continuity": float((continuity * weights).sum()) if not empty.all() else 0.0,
         "log_heart_ml": math.log1p(sum(ml.values())),
-        "lv_centre_jump": jump,
-        "lv_area_roughness": rough,
         **{f"agreement_{s.column}": float(np.nan_to_num(volume_structure[k], nan=0.0))  # absent on both: failed
            for k, s in enumerate(STRUCTURES)},
         **{f"log_ml_{s.column}": math.log1p(ml[s.code]) for s in STRUCTURES},
