@@ -9,7 +9,7 @@ from CoopSegLib.errors import ConfigError
 from CoopSegLib.networks import CoopSegModel, one_hot
 from CoopSegLib.training.settings import TrainingSettings
 
-from conftest import SMALL_WIDTHS
+from toy_slices import SMALL_WIDTHS
 
 SEGMENTATION_TERMS = ("std/seg", "std/shp_pred", "std/shp_gt", "hard/seg", "hard/shp_pred", "hard/shp_corrupt")
 

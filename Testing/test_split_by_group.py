@@ -15,13 +15,12 @@ from CoopSegLib.training.loop import run_training
 from CoopSegLib.training.run_data import make_split
 from CoopSegLib.training.settings import TrainingSettings
 
-from conftest import SMALL_WIDTHS
+from data_helpers import ACDC_ROOT as ACDC, needs_acdc
 from inference_helpers import with_training_record
+from toy_slices import SMALL_WIDTHS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "Training" / "configs"
-ACDC = REPO.parent / "shared" / "data" / "ACDC" / "training"
-needs_acdc = pytest.mark.skipif(not ACDC.is_dir(), reason="real ACDC data not found at ../shared/data")
 GROUP_BY_DECADE = {0: "DCM", 1: "DCM", 2: "HCM", 3: "HCM", 4: "MINF", 5: "MINF", 6: "NOR", 7: "NOR", 8: "RV", 9: "RV"}
 
 
@@ -98,6 +97,7 @@ TINY = ["data.phantom_subjects=4", "data.n_validation=1", "data.size=48", f"meth
         "train.batch_size=2", "validation.every=0", "log.tensorboard=false", "checkpoint.every=100"]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_refuses_a_split_that_validates_on_its_training_subjects(tmp_path):
     subjects = [f"phantom{i:04d}" for i in range(4)]
     first = all_subjects_split(subjects, 1, seed=0)
@@ -113,6 +113,7 @@ def test_a_resumed_run_refuses_a_split_that_validates_on_its_training_subjects(t
     assert resumed.step == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, code", [("acdc_v6_fresh", 12), ("acdc_v6_code24", 24)])
 def test_v6_configs_build_their_model_and_train_two_steps(tmp_path, name, code):
     settings = TrainingSettings.from_yaml(CONFIGS / f"{name}.yaml", ["data.root=/data"])
