@@ -76,7 +76,8 @@ def test_shipped_configs_are_the_papers_rows():
              "paper_acdc10_shared_code_b": "shared_code_b", "paper_acdc10_separate": "separate"}
     # The CPU-budget runs behind the shipped model and docs/table1.md: shorter, smaller batches, larger steps.
     short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "acdc_v3": "cooperative",
-             "acdc_v4": "cooperative", "acdc_v5": "cooperative", "short_acdc10_cooperative": "cooperative",
+             "acdc_v4": "cooperative", "acdc_v5": "cooperative", "acdc_v6_fresh": "cooperative",
+             "acdc_v6_code24": "cooperative", "short_acdc10_cooperative": "cooperative",
              "short_acdc10_standard": "standard"}
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(paper) | set(short)
     for name, variant in {**paper, **short}.items():
@@ -110,6 +111,20 @@ def test_shipped_configs_are_the_papers_rows():
     # v5 restarts v4's recipe at half its peak rate.
     v5 = TrainingSettings.from_yaml(CONFIGS / "acdc_v5.yaml", ["data.root=/data"])
     assert v5.method.config().learning_rate == pytest.approx(1e-4) and (v5.data.crop, v5.train.steps) == (160, 4000)
+    # v6_fresh is v4's recipe from scratch on a split by ACDC group, planned longer; code24 drops one down block.
+    v6 = TrainingSettings.from_yaml(CONFIGS / "acdc_v6_fresh.yaml", ["data.root=/data"]).to_dict()
+    assert (v6["data"].pop("split"), v6["data"].pop("validation_per_group"), v6["train"].pop("steps")) == \
+        ("stratified", 2, 8000) and v6["train"]["init_from"] is None
+    assert v4["data"].pop("split") == "all" and v4["data"].pop("validation_per_group") == 2
+    for settings in (v6,):
+        settings.pop("name"), settings.pop("description")
+    assert v6 == v4
+    code24 = TrainingSettings.from_yaml(CONFIGS / "acdc_v6_code24.yaml", ["data.root=/data"]).to_dict()
+    assert code24["method"].pop("widths") == [16, 32, 64, 128]
+    fresh = TrainingSettings.from_yaml(CONFIGS / "acdc_v6_fresh.yaml", ["data.root=/data"]).to_dict()
+    for settings in (code24, fresh):
+        settings.pop("name"), settings.pop("description")
+    assert code24 == fresh
     # Table 1's two rows differ only in the method.
     pair = [TrainingSettings.from_yaml(CONFIGS / f"short_acdc10_{v}.yaml", ["data.root=/data"]).to_dict()
             for v in ("cooperative", "standard")]

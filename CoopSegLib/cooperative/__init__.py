@@ -15,6 +15,7 @@ _HOMES = {
     "generate_hard_examples": "CoopSegLib.cooperative.hard_examples",
     "reconstruction_loss": "CoopSegLib.cooperative.losses",
     "segmentation_loss": "CoopSegLib.cooperative.losses",
+    "soft_dice_loss": "CoopSegLib.cooperative.losses",
     "CooperativeLoss": "CoopSegLib.cooperative.objective",
     "CooperativeObjective": "CoopSegLib.cooperative.objective",
     "CooperativeTrainer": "CoopSegLib.cooperative.trainer",

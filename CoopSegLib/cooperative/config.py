@@ -53,6 +53,10 @@ class CooperativeConfig:
     # The authors' code feeds the FTN x' = clamp(x + 0.05 N(0, 1), 0, 1) in L_std (the paper is silent):
     # kept; 0 disables it.
     input_noise_std: float = 0.05
+    # L_seg and L_shp are the paper's cross-entropy; a positive weight adds that times a soft (batch) Dice loss
+    # over the foreground classes, as nnU-Net trains (a departure from the paper). Targeted masking still ranks
+    # latent units by the cross-entropy's gradient.
+    dice_weight: float = 0.0
     # Latent masking
     masking_schemes: tuple = MASKING_SCHEMES
     max_mask_fraction: float = 0.5
@@ -77,8 +81,8 @@ class CooperativeConfig:
             problems.append(f"max_mask_fraction must lie in [0, 1], got {self.max_mask_fraction}")
         if not self.learning_rate > 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
-        for key in ("reconstruction_weight", "input_noise_std"):
-            if getattr(self, key) < 0:
+        for key in ("reconstruction_weight", "input_noise_std", "dice_weight"):
+            if not getattr(self, key) >= 0:  # also catches NaN
                 problems.append(f"{key} must not be negative, got {getattr(self, key)}")
         if problems:
             raise ConfigError("; ".join(problems))

@@ -48,11 +48,13 @@ class CooperativeObjective(nn.Module):
     def shape_loss(self, logits: torch.Tensor, labels: torch.Tensor, to_ftn: bool) -> torch.Tensor:
         """L_shp(C(softmax(logits / T)), y); ``to_ftn`` lets its gradient reach whatever produced the logits."""
         probabilities = soften(logits, self.model.config.temperature)
-        return segmentation_loss(self.model.stn(probabilities if to_ftn else probabilities.detach()), labels)
+        return segmentation_loss(self.model.stn(probabilities if to_ftn else probabilities.detach()), labels,
+                                 self.config.dice_weight)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> CooperativeLoss:
         """The training objective for a batch: images N x 1 x H x W in [0, 1], labels N x H x W."""
         config, cooperative = self.config, self.config.cooperative_gradients
+        dice = config.dice_weight
         ftn, stn = self.model.ftn, self.model.stn
         inputs = images
         if config.input_noise_std > 0:
@@ -60,10 +62,10 @@ class CooperativeObjective(nn.Module):
         easy = ftn(inputs)
         terms = {
             "std/rec": reconstruction_loss(easy.reconstruction, images),
-            "std/seg": segmentation_loss(easy.logits, labels),
+            "std/seg": segmentation_loss(easy.logits, labels, dice),
             "std/shp_pred": self.shape_loss(easy.logits, labels, to_ftn=cooperative),
             "std/shp_gt": segmentation_loss(stn(one_hot(labels, config.network.num_classes).to(images.dtype)),
-                                            labels),
+                                            labels, dice),
         }
         hard = None
         if config.hard_examples:
@@ -71,7 +73,7 @@ class CooperativeObjective(nn.Module):
             on_hard = ftn(hard.image)
             terms.update({
                 "hard/rec": reconstruction_loss(on_hard.reconstruction, images),
-                "hard/seg": segmentation_loss(on_hard.logits, labels),
+                "hard/seg": segmentation_loss(on_hard.logits, labels, dice),
                 "hard/shp_pred": self.shape_loss(on_hard.logits, labels, to_ftn=cooperative),
                 "hard/shp_corrupt": self.shape_loss(hard.logits, labels, to_ftn=False),  # p_hat carries no gradient
             })

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, default_collate
 from CoopSegLib.bundle import load_bundle, save_bundle
 from CoopSegLib.cooperative.trainer import CooperativeTrainer
 from CoopSegLib.data.slices import paired_collate
+from CoopSegLib.data.splits import check_unseen
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.networks import CoopSegModel
 from CoopSegLib.inference.slice_predictor import SlicePredictor
@@ -206,6 +207,8 @@ class TrainingRun:
         if len(state["rng"]) != self.group.world_size:
             raise CoopSegError(f"{self.run_dir / LAST_CHECKPOINT}: written by {len(state['rng'])} process(es); "
                                f"resume with the same number (this run has {self.group.world_size})")
+        if "split" in state:  # checkpoints before the split was recorded hold none to check
+            check_unseen(self.data.split.validation, state["split"]["train"], str(self.run_dir / LAST_CHECKPOINT))
         self.trainer.load_state_dict(state["trainer"])
         restore_rng_state(state["rng"][self.group.rank])
         self.best_step, self.elapsed_before = state["best_step"], state["elapsed_s"]
@@ -307,6 +310,7 @@ class TrainingRun:
                 "elapsed_s": self.elapsed_before + time.perf_counter() - self.started,
                 "world_size": self.group.world_size,
                 "settings": self.settings.to_dict(),
+                "split": {"train": list(self.data.split.train), "validation": list(self.data.split.validation)},
             })
         self.last_checkpoint_step = self.trainer.step
 

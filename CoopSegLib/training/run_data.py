@@ -14,7 +14,9 @@ from CoopSegLib.data.case import Case
 from CoopSegLib.data.intensity_augmentation import IntensityAugmenter
 from CoopSegLib.data.preprocess import PreparedVolume
 from CoopSegLib.data.slices import SliceDataset, VolumeCache
-from CoopSegLib.data.splits import Split, all_subjects_split, paper_split, subjects_of
+from CoopSegLib.bundle import read_metadata, recorded_subjects
+from CoopSegLib.data.splits import (Split, all_subjects_split, check_unseen, inherited_split, paper_split,
+                                    stratified_split, subjects_of)
 from CoopSegLib.errors import ConfigError, CoopSegError
 from CoopSegLib.training.settings import TrainingSettings
 
@@ -27,10 +29,29 @@ class RunData:
 
 
 def make_split(settings: TrainingSettings, subjects: List[str]) -> Split:
-    data = settings.data
+    """The split ``data.split`` names, of the available ``subjects``; never validating on a subject that
+    train.init_from's weights were trained on."""
+    data, start = settings.data, settings.train.init_from
+    seen: List[str] = []
+    if start is not None:
+        metadata = read_metadata(start)
+        seen = recorded_subjects(metadata, "train")
     if data.split == "paper":
-        return paper_split(subjects, settings.split_seed, data.n_train, data.n_validation, data.pool_size)
-    return all_subjects_split(subjects, data.n_validation, settings.split_seed)
+        split = paper_split(subjects, settings.split_seed, data.n_train, data.n_validation, data.pool_size)
+    elif data.split == "stratified":
+        from CoopSegLib.data.readers import read_acdc_groups
+
+        split = stratified_split(read_acdc_groups(data.root, subjects), data.validation_per_group,
+                                 settings.split_seed)
+    elif data.split == "inherit":
+        split = inherited_split(seen, recorded_subjects(metadata, "validation"), subjects,
+                                f"train.init_from {start}")
+    else:
+        split = all_subjects_split(subjects, data.n_validation, settings.split_seed)
+    if start is not None:
+        check_unseen(split.validation, seen, f"train.init_from {start}",
+                     " (data.split: inherit keeps the split those weights were trained with)")
+    return split
 
 
 def read_cases(settings: TrainingSettings, subjects: Optional[List[str]] = None) -> List[Case]:

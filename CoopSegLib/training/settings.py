@@ -29,7 +29,7 @@ from CoopSegLib.runtime import PRECISIONS
 from CoopSegLib.training.schedule import SCHEDULES
 
 DATA_FORMATS = ("phantom", "acdc", "mnms", "nnunet", "pairs", "packed")  # packed: Training/gpu_table1.py pack
-SPLITS = ("paper", "all")
+SPLITS = ("paper", "all", "stratified", "inherit")
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,14 @@ class DataSettings:
     format: str = "phantom"  # one of DATA_FORMATS
     root: Optional[str] = None  # folder (acdc, mnms, nnunet) or CSV file (pairs); --data sets it
     frames: Tuple[str, ...] = ("ED", "ES")
-    split: str = "all"  # "paper": n_train subjects drawn by split_seed from a pool, + n_validation; "all": every one
+    # "paper": n_train subjects drawn by split_seed from a pool, + n_validation; "all": every subject, n_validation
+    # of them held out at random; "stratified" (ACDC): every subject, validation_per_group of each group held out;
+    # "inherit": the training and validation subjects train.init_from's bundle records (a continued run's split).
+    split: str = "all"
     split_seed: Optional[int] = None  # None: train.seed
     n_train: int = 10
     n_validation: int = 2
+    validation_per_group: int = 2  # split "stratified" only
     pool_size: int = 40
     phantom_subjects: int = 10  # synthetic subjects made for format "phantom" (training + validation)
     phantom_seed: int = 0
@@ -175,6 +179,10 @@ class TrainingSettings:
             problems.append(f"train.ema_decay must lie strictly between 0 and 1 (or be null), not {train.ema_decay}")
         if train.init_from is not None and not Path(train.init_from).is_dir():
             problems.append(f"train.init_from: no model bundle folder at {train.init_from}")
+        if data.split == "stratified" and data.format != "acdc":
+            problems.append(f"data.split stratified needs ACDC's groups (data.format acdc), not {data.format!r}")
+        if data.split == "inherit" and train.init_from is None:
+            problems.append("data.split inherit keeps the split of train.init_from's bundle; set train.init_from")
         if data.format != "phantom" and not data.root:
             problems.append(f"data.root is needed for data.format {data.format!r} (pass --data DIR)")
         if (train.steps is None) == (train.epochs is None):
@@ -183,7 +191,8 @@ class TrainingSettings:
                     ("train.batch_size", train.batch_size),
                     ("data.size", data.size), ("data.spacing_mm", data.spacing_mm), ("data.n_train", data.n_train),
                     ("data.phantom_subjects", data.phantom_subjects), ("log.every", self.log.every),
-                    ("checkpoint.every", self.checkpoint.every), ("data.pool_size", data.pool_size)]
+                    ("checkpoint.every", self.checkpoint.every), ("data.pool_size", data.pool_size),
+                    ("data.validation_per_group", data.validation_per_group)]
         problems += [f"{key} must be positive, not {value}" for key, value in positive if value is not None
                      and not value > 0]
         problems += [f"{key} must not be negative, not {value}" for key, value in

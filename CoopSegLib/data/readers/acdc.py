@@ -40,6 +40,19 @@ def list_acdc_subjects(root: PathLike) -> List[str]:
     return subjects
 
 
+def read_acdc_groups(root: PathLike, subjects: Optional[Iterable[str]] = None) -> Dict[str, str]:
+    """Subject -> group (``Group:`` in Info.cfg: NOR, MINF, DCM, HCM, RV), reading only the Info.cfg files."""
+    root = Path(root)
+    groups = {}
+    for name in (list(subjects) if subjects is not None else list_acdc_subjects(root)):
+        path = root / name / "Info.cfg"
+        group = read_info(path).get("Group", "")
+        if not group:
+            raise CoopSegError(f"{path}: no 'Group:' line (a split by group needs every subject's group)")
+        groups[name] = group
+    return groups
+
+
 def read_acdc_subject(folder: PathLike, frames: Iterable[str] = ("ED", "ES"), labels: bool = True) -> List[Case]:
     """Read the ED and ES frames (and ground truth) of one ACDC subject folder."""
     folder = Path(folder)
