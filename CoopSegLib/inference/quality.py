@@ -77,6 +77,7 @@ class QualityEstimate:
     features: Dict[str, float] = field(default_factory=dict)  # volume features (mean over frames)
     frames: List[float] = field(default_factory=list)  # per-frame estimates
     frame_features: List[Dict[str, Any]] = field(default_factory=list)  # ``frame_features`` of each frame
+    label_like_input: bool = False  # the input looked like a label map (segmented anyway): flagged whatever the score
 
     def suspect_slices(self) -> List[int]:
         """Input stack indices of the slices whose estimate is below the threshold (first frame's for a cine)."""
@@ -258,8 +259,14 @@ def estimate_frame(features: Mapping[str, Any], calibration: Optional[Mapping[st
 
 
 def estimate_quality(frames: Sequence[Mapping[str, Any]], stack_indices: Sequence[np.ndarray],
-                     calibration: Optional[Mapping[str, Any]], stage: str) -> QualityEstimate:
-    """The estimate of a written label map from each frame's features (``frame_features``)."""
+                     calibration: Optional[Mapping[str, Any]], stage: str,
+                     label_like_input: bool = False) -> QualityEstimate:
+    """The estimate of a written label map from each frame's features (``frame_features``).
+
+    ``label_like_input``: the input was a label map segmented anyway. The features were calibrated on MR images,
+    and on a label map they can look good (ACDC's _gt files: estimate 0.74, true Dice 0.48), so it is flagged
+    for review whatever the estimate.
+    """
     calibrated = bool(calibration and stage in calibration.get("stages", {}))
     threshold = float((calibration or {}).get("threshold", DEFAULT_THRESHOLD)) if calibrated else DEFAULT_THRESHOLD
     volumes, slices, frame_of, indices = [], [], [], []
@@ -272,7 +279,8 @@ def estimate_quality(frames: Sequence[Mapping[str, Any]], stack_indices: Sequenc
     volume = float(np.mean(volumes))
     summary = {name: float(np.mean([f[name] for f in frames])) for name in VOLUME_FEATURES}
     return QualityEstimate(
-        volume=volume, flag=REVIEW if volume < threshold else OK, slices=np.concatenate(slices),
+        volume=volume, flag=REVIEW if volume < threshold or label_like_input else OK, slices=np.concatenate(slices),
         slice_frame=np.concatenate(frame_of), slice_index=np.concatenate(indices), calibrated=calibrated,
         threshold=threshold, features=summary, frames=volumes, frame_features=list(frames),
+        label_like_input=label_like_input,
     )
