@@ -25,7 +25,7 @@ from CoopSegLib.data.slices import EMPTY_SLICE_POLICIES
 from CoopSegLib.errors import ConfigError
 from CoopSegLib.networks.codec import size_divisor
 from CoopSegLib.networks.config import NetworkConfig
-from CoopSegLib.runtime import PRECISIONS
+from CoopSegLib.runtime import PRECISIONS, resolve_device
 from CoopSegLib.training.schedule import SCHEDULES
 
 DATA_FORMATS = ("phantom", "acdc", "mnms", "nnunet", "pairs", "packed")  # packed: Training/gpu_table1.py pack
@@ -196,6 +196,11 @@ class TrainingSettings:
             problems.append(f"data.frames must be ED and/or ES for {data.format}, not {list(data.frames)}")
         if not train.device.lower().startswith(("auto", "cpu", "cuda", "gpu")):
             problems.append(f"train.device must be auto, cpu, cuda or cuda:N (or gpu), not {train.device!r}")
+        else:
+            try:  # here, not when training starts: CUDA on a machine without it is a setting problem like the others
+                resolve_device(train.device)
+            except (RuntimeError, ValueError) as error:
+                problems.append(f"train.device: {error}")
         try:
             widths = self.method.config().network.widths  # the method's own checks name the bad key
         except ConfigError as error:
