@@ -72,9 +72,9 @@ def validate(predictor: SlicePredictor, volumes: Sequence[PreparedVolume]) -> Va
         row: Dict[str, object] = {"volume": volume.key}
         for stage in STAGES:
             # Scored on the model grid; a structure absent from both sides is NaN (left out of its average).
-            scores = overlap_scores(predicted[stage], volume.label, (1.0,) * volume.label.ndim, codes,
-                                    distances=False)
-            dice = np.array([scores[code].dice for code in codes])
+            overlap = overlap_scores(predicted[stage], volume.label, (1.0,) * volume.label.ndim, codes,
+                                     distances=False)
+            dice = np.array([overlap[code].dice for code in codes])
             scores[stage].append(dice)
             row.update({f"{stage}_{name}": float(value) for name, value in zip(names, dice)})
         rows.append(row)
