@@ -190,7 +190,8 @@ class Segmenter:
         ``largest_component``'s clean-up).
         ``progress(fraction, message)`` and ``cancel`` (callable or threading.Event): see ``monitor``; a
         cancellation raises ``Cancelled`` and returns nothing.
-        ``second_look``: while the quality estimate flags the result for review, segment again with each model
+        ``second_look`` (off here, on by default in ``coopseg segment`` and the Slicer module): while the quality
+        estimate flags the result for review, segment again with each model
         slice blurred in-plane by the next of SECOND_LOOK_SIGMAS pixels, and keep the answer with the highest
         estimate (``result.blurred`` when it is a blurred one). A k-space spike's stripes can leave the network with
         an empty answer on an image a person reads easily; the blur removes the stripes' fine texture.
