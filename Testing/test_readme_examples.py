@@ -27,3 +27,38 @@ def test_the_python_example_gives_the_labels_coopseg_segment_writes(tmp_path):
     assert np.allclose(np.linalg.norm(naive.affine[:3, :3], axis=0), 1.0)
     agreement = np.mean(segmenter.segment(np.asarray(naive.dataobj), naive.affine, second_look=True).labels == written)
     assert agreement < 0.995
+
+
+def readme_python_blocks():
+    """The README's ```python blocks, in order."""
+    import re
+
+    from data_helpers import REPO
+
+    return re.findall(r"^```python\n(.*?)^```$", (REPO / "README.md").read_text(), flags=re.S | re.M)
+
+
+def test_the_readme_python_blocks_run_as_written(tmp_path, monkeypatch):
+    import torch
+
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 2 and not any("..." in block for block in blocks)  # no placeholders left
+    monkeypatch.chdir(tmp_path)  # where the examples write their files
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        namespaces = []
+        for block in blocks:
+            namespace: dict = {}
+            exec(compile(block, "README.md", "exec"), namespace)
+            namespaces.append(namespace)
+    finally:
+        torch.set_num_threads(threads)
+    training = next(n for n in namespaces if "trainer" in n)
+    assert all(np.isfinite(value) for value in training["losses"].values())
+    assert training["prediction"].refined.shape[0] == training["images"].shape[0]
+    inference = next(n for n in namespaces if "segmenter" in n)
+    result, array = inference["result"], inference["array"]
+    assert result.refined.shape == array.shape and result.probabilities.shape == (4,) + array.shape
+    assert result.quality.flag in ("ok", "review") and (tmp_path / "phantom_ed.nii.gz").is_file()
+    assert inference["preview"].corrupted_image.shape == array.shape[:2]

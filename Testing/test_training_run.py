@@ -234,6 +234,20 @@ def test_bad_data_folder_stops_before_training_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_setting_problem_found_before_the_data(tmp_path):
+    from CoopSegLib.runtime import NO_CUDA
+
+    result = train_py("--device", "cuda", "--set", "train.steps=2", "--output-root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"train.py: error: the embedded default: train.device: {NO_CUDA}"]
+    # With a data folder that does not exist: the device is named, so nothing was read yet.
+    result = train_py("--config", "paper_acdc10_cooperative", "--data", str(tmp_path / "nowhere"), "--device", "gpu",
+                      "--output-root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and NO_CUDA in result.stderr and "nowhere" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.skipif(not ACDC.is_dir(), reason="real ACDC data not found at ../shared/data")
 def test_truncated_acdc_file_is_named_before_training(tmp_path):
     root = tmp_path / "ACDC"

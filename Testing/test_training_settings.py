@@ -43,6 +43,9 @@ def test_round_trip_through_to_dict_keeps_every_value():
     ({"checkpoint": {"bundle_storage": "bfloat16"}}, "checkpoint.bundle_storage must be one of float32, float16"),
     ({"train": {"workers": "many"}}, "train.workers must be"),
     ({"train": 5}, "train must be a mapping"),
+    ({"data": {"label_codes": "itk"}}, "data.label_codes must be one of auto, canonical, acdc, mnms"),
+    ({"data": {"format": "acdc", "root": "x", "label_codes": "canonical"}},
+     "data.label_codes: data.format acdc files are coded acdc, not canonical"),
 ])
 def test_bad_settings_name_the_key(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
@@ -78,7 +81,7 @@ def test_shipped_configs_are_the_papers_rows():
     short = {"acdc_full": "cooperative", "acdc_v2": "cooperative", "acdc_v3": "cooperative",
              "acdc_v4": "cooperative", "acdc_v5": "cooperative", "acdc_v6_fresh": "cooperative",
              "acdc_v6_code24": "cooperative", "short_acdc10_cooperative": "cooperative",
-             "short_acdc10_standard": "standard"}
+             "short_acdc10_standard": "standard", "own_data": "cooperative"}
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == set(paper) | set(short)
     for name, variant in {**paper, **short}.items():
         settings = TrainingSettings.from_yaml(CONFIGS / f"{name}.yaml", ["data.root=/data"])
@@ -125,6 +128,13 @@ def test_shipped_configs_are_the_papers_rows():
     for settings in (code24, fresh):
         settings.pop("name"), settings.pop("description")
     assert code24 == fresh
+    # own_data: the shipped model's recipe (v4's) on one's own pairs, fine-tuned from it, label codes detected.
+    own = TrainingSettings.from_yaml(CONFIGS / "own_data.yaml", ["data.root=/data"])
+    assert (own.data.format, own.data.label_codes, own.train.init_from) == ("pairs", "auto", "shipped")
+    assert (own.data.crop, own.data.augmentation, own.train.schedule, own.train.ema_decay) == (
+        v3.data.crop, v3.data.augmentation, v3.train.schedule, v3.train.ema_decay)
+    assert own.method.config().network == v3.method.config().network  # the shipped model's networks: it fits
+    assert own.method.config().learning_rate == pytest.approx(1e-4)  # a warm restart, as v5
     # Table 1's two rows differ only in the method.
     pair = [TrainingSettings.from_yaml(CONFIGS / f"short_acdc10_{v}.yaml", ["data.root=/data"]).to_dict()
             for v in ("cooperative", "standard")]

@@ -3,6 +3,7 @@
     python Training/train.py                                   # the phantom demo model, then a demo picture
     python Training/train.py --config Training/configs/paper_acdc10_cooperative.yaml --data /path/to/ACDC/training
     python Training/train.py --config ... --data ... --set train.steps=2000 --set train.batch_size=16 --seed 20
+    python Training/train.py --config own_data --data my_cases.csv     # your image,label CSV, from the shipped model
     python Training/train.py --resume runs/paper_acdc10_cooperative-20261123-101500 [--set train.steps=20000]
     torchrun --nproc_per_node 4 Training/train.py --config ... --data ...   # one process per GPU
 

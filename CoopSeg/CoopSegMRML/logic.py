@@ -76,10 +76,16 @@ class SegmentationJob:
     volume: Any  # the input volume node
     output: Any  # the segmentation node to overwrite, or None to make new nodes
     shape: Tuple[int, ...]  # the input's array shape when the job started
+    input_path: str = ""  # the temporary file the worker reads: a name that means nothing to the user
 
     def status(self) -> Status:
-        """Progress and state, read without waiting (call it from the GUI's timer)."""
-        return self.process.poll()
+        """Progress and state, read without waiting (call it from the GUI's timer). A failure's message is the
+        worker's one line, less the temporary input file's name it starts with (the GUI names the volume)."""
+        status = self.process.poll()
+        prefix = f"{self.input_path}: "
+        if status.state == FAILED and self.input_path and status.message.startswith(prefix):
+            return Status(status.state, status.fraction, status.message[len(prefix):])
+        return status
 
     def cancel(self) -> Status:
         """Stop the worker; nothing of this job will be imported."""
@@ -139,10 +145,12 @@ class CoopSegSceneLogic:
 
     # --- segmenting -----------------------------------------------------------------------------------------
     def start(self, volume_node, model: str = "", device: str = "auto", output=None,
-              second_look: bool = False) -> SegmentationJob:
+              second_look: bool = False, allow_label_like_input: bool = False) -> SegmentationJob:
         """Write the volume to a temporary file and start the worker on it; poll the job, then ``import_result``.
         ``output``: a segmentation node to overwrite, or None for new nodes. ``second_look``: a result the quality
-        estimate flags is segmented again on an in-plane-blurred input (``coopseg segment --second-look``)."""
+        estimate flags is segmented again on an in-plane-blurred input (``coopseg segment --second-look``).
+        A volume that looks like a label map makes the worker fail with its one-line reason (the job's status
+        message) unless ``allow_label_like_input``."""
         from CoopSegLib.data.nifti import write_nifti
 
         model_path, torch_device = self.model_path(model), self._device(device)
@@ -153,13 +161,13 @@ class CoopSegSceneLogic:
         try:
             input_path = write_nifti(array, affine, Path(folder) / f"{INPUT_NAME}.nii.gz")
             args = command(self.python, str(input_path), str(Path(folder) / "output"), str(model_path), torch_device,
-                           second_look)
+                           second_look, allow_label_like_input)
             path = os.pathsep.join(p for p in (coopseglib_root(), os.environ.get("PYTHONPATH", "")) if p)
             process = WorkerProcess(args, {"PYTHONPATH": path}, self.launch, folder).start()
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return SegmentationJob(process, volume_node, output, tuple(array.shape))
+        return SegmentationJob(process, volume_node, output, tuple(array.shape), str(input_path))
 
     def poll(self, job: SegmentationJob) -> Status:
         """The job's status, read without waiting (the GUI's timer calls this). When its input volume (or the
@@ -288,17 +296,18 @@ class CoopSegSceneLogic:
         return max(runs, default=0) + 1
 
     def segment(self, volume_node, model: str = "", device: str = "auto", output=None,
-                timeout: Optional[float] = None, second_look: bool = False) -> ResultNodes:
+                timeout: Optional[float] = None, second_look: bool = False,
+                allow_label_like_input: bool = False) -> ResultNodes:
         """Segment ``volume_node`` and wait for it (scripts and tests); the GUI polls ``start``'s job instead.
         A failed worker raises a CoopSegError with its message."""
-        job = self.start(volume_node, model, device, output, second_look)
+        job = self.start(volume_node, model, device, output, second_look, allow_label_like_input)
         try:
             status = job.wait(timeout)
         except BaseException:
             job.cancel()
             raise
         if status.state == FAILED:
-            raise CoopSegError(status.message)
+            raise CoopSegError(job.status().message)
         return self.import_result(job)
 
     # --- finding and showing results ------------------------------------------------------------------------

@@ -27,7 +27,9 @@ def register(subparsers: Any) -> None:
         "stage written, 0-1), flag (ok / review below the bundle's threshold, 0.7 by default), then the suspect "
         "slices and the signals; each flagged output also gets one warning line on stderr. A bundle without a "
         "quality calibration (coopseg calibrate) gets the FTN-STN agreement as its uncalibrated estimate. "
-        "Exit status: 0 all written, 1 some inputs failed, 2 usage or model error.",
+        "An input that looks like a label map (at most 8 distinct values, all whole numbers, none negative: an "
+        "ACDC _gt file, say) is refused unless --allow-label-like-input; segmented anyway, it is always flagged "
+        "review. Exit status: 0 all written, 1 some inputs failed, 2 usage or model error.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file(s): .nii, .nii.gz, .nrrd, .nhdr")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the label maps")
@@ -40,6 +42,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--entropy", action="store_true", help="also write the per-voxel entropy")
     parser.add_argument("--largest-component", action="store_true",
                         help="keep each structure's largest connected 3D component (the rest becomes background)")
+    parser.add_argument("--allow-label-like-input", action="store_true",
+                        help="segment an input that looks like a label map instead of refusing it (flagged review)")
     parser.add_argument("--max-slices", type=int, default=None, metavar="N",
                         help="slices per forward pass, at least 1 (bounds memory; default 32)")
     parser.set_defaults(func=run)
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             written, result = segment_file_result(
                 segmenter, path, output_dir, stage=args.stage, probabilities=args.probabilities,
                 entropy=args.entropy, largest_component=args.largest_component,
-                second_look=args.second_look)
+                second_look=args.second_look, allow_label_like_input=args.allow_label_like_input)
         except CoopSegError as error:
             message = " ".join(str(error).split())  # one line, whatever the underlying library wrote
             message = message if message.startswith(str(path)) else f"{path}: {message}"
@@ -86,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
                   "FTN-STN agreement, uncalibrated (fit one with coopseg calibrate)", file=sys.stderr)
         record = quality_rows[name] = QualityRecord.from_estimate(name, estimate, args.stage, result.blurred)
         write_quality_file(output_dir, quality_rows)  # after each input: the table always matches the files
-        if record.needs_review:
+        if estimate.label_like_input:
+            print(f"coopseg segment: warning: {name}: the input looks like a label map, not an MR image; this "
+                  "segmentation is flagged review whatever its estimate", file=sys.stderr)
+        elif record.needs_review:
             suspects = ", ".join(record.suspect_names()) or "none below it on their own"
             print(f"coopseg segment: warning: {name}: {estimate.review_reason()}; review this segmentation "
                   f"(suspect slices: {suspects})", file=sys.stderr)

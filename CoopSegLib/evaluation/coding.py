@@ -28,6 +28,7 @@ AUTO = "auto"
 DECISIVE_SHARE = 0.75  # share of the cavity voxels one reading must explain (a good model: > 0.95)
 MIN_VOXELS = 100  # cavity voxels marked on both sides needed before the statistics say anything
 GT_SUFFIX = "_gt"  # ACDC names each reference <image name>_gt
+REF_CODES_OPTION = "--ref-codes {}"  # how the commands name a coding; training passes "--set data.label_codes={}"
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,11 @@ def cavity_agreement(prediction: np.ndarray, reference: np.ndarray) -> Tuple[int
 
 
 def detect_reference_coding(pairs: Iterable[Tuple[np.ndarray, np.ndarray]], reference_names: Sequence[str],
-                            min_voxels: int = MIN_VOXELS) -> CodingDecision:
+                            min_voxels: int = MIN_VOXELS, option: str = REF_CODES_OPTION) -> CodingDecision:
     """The coding of the references in ``pairs`` of (prediction in canonical codes, reference as stored).
 
-    Raises CoopSegError, naming ``--ref-codes``, when the predictions cannot tell (too little cavity overlap, or
-    no clear majority: a poor model or references from elsewhere).
+    Raises CoopSegError, naming ``option`` (``--ref-codes``), when the predictions cannot tell (too little cavity
+    overlap, or no clear majority: a poor model or references from elsewhere).
     """
     canonical = swapped = 0
     for prediction, reference in pairs:
@@ -59,8 +60,8 @@ def detect_reference_coding(pairs: Iterable[Tuple[np.ndarray, np.ndarray]], refe
     named_gt = sum(1 for name in reference_names if name.endswith(GT_SUFFIX))
     naming = (f"{named_gt} of {len(reference_names)} references are named <name>{GT_SUFFIX} as in ACDC"
               if reference_names else "no references")
-    choose = ("pass --ref-codes acdc (ACDC's _gt files: 1 RV, 2 LV myocardium, 3 LV) or --ref-codes canonical "
-              "(1 LV, 2 LV myocardium, 3 RV; M&Ms files too)")
+    choose = (f"pass {option.format('acdc')} (ACDC's _gt files: 1 RV, 2 LV myocardium, 3 LV) or "
+              f"{option.format('canonical')} (1 LV, 2 LV myocardium, 3 RV; M&Ms files too)")
     if total < min_voxels:
         raise CoopSegError(f"cannot tell how the references are coded: predictions and references share only "
                            f"{total} cavity voxels ({naming}); {choose}")
@@ -74,12 +75,13 @@ def detect_reference_coding(pairs: Iterable[Tuple[np.ndarray, np.ndarray]], refe
 
 
 def reference_codes(choice: str, pairs: Sequence[Tuple[np.ndarray, np.ndarray]], reference_names: Sequence[str],
-                    say: Callable[[str], None]) -> Mapping[int, int]:
-    """The code mapping for ``--ref-codes CHOICE``; ``auto`` decides from ``pairs`` and tells ``say`` why."""
+                    say: Callable[[str], None], option: str = REF_CODES_OPTION) -> Mapping[int, int]:
+    """The code mapping for ``--ref-codes CHOICE`` (``option``: how the caller names it); ``auto`` decides from
+    ``pairs`` and tells ``say`` why."""
     from CoopSegLib.data.labels import CODINGS
 
     if choice != AUTO:
         return CODINGS[choice]
-    decision = detect_reference_coding(pairs, reference_names)
-    say(f"reference codes: {decision.name}, detected ({decision.reason}); --ref-codes chooses them")
+    decision = detect_reference_coding(pairs, reference_names, option=option)
+    say(f"reference codes: {decision.name}, detected ({decision.reason}); {option.format('CODING')} chooses them")
     return CODINGS[decision.name]

@@ -175,9 +175,11 @@ class Segmenter:
         return self.model.config.num_classes
 
     # --- steps ------------------------------------------------------------------------------------------------
-    def prepare(self, array: np.ndarray, affine: np.ndarray, monitor: Optional[Monitor] = None) -> PreparedImage:
-        """Check the image and turn every frame into model slices, exactly as at training time."""
-        image = check_image(array, affine)
+    def prepare(self, array: np.ndarray, affine: np.ndarray, monitor: Optional[Monitor] = None,
+                allow_label_like_input: bool = False) -> PreparedImage:
+        """Check the image (``check_image``: a label map is refused unless ``allow_label_like_input``) and turn
+        every frame into model slices, exactly as at training time."""
+        image = check_image(array, affine, allow_label_like_input)
         monitor = monitor or Monitor()
         slices, mappings, starts, count = [], [], [], 0
         for index, frame in enumerate(image.frames):
@@ -198,7 +200,7 @@ class Segmenter:
     def segment(self, array: np.ndarray, affine: np.ndarray, stage: str = "stn", probabilities: bool = False,
                 entropy: bool = False, largest_component: bool = False, quality: bool = True,
                 progress: Optional[ProgressCallback] = None, cancel: Any = None,
-                second_look: bool = False) -> Segmentation:
+                second_look: bool = False, allow_label_like_input: bool = False) -> Segmentation:
         """Segment a 2D slice, 3D volume or 4D cine given as an array and its 4x4 voxel-to-world (RAS) affine.
 
         ``stage``: "stn" (default) returns FTN and FTN+STN labels, "ftn" the FTN's alone (faster). ``probabilities``
@@ -208,19 +210,23 @@ class Segmenter:
         ``largest_component``'s clean-up).
         ``progress(fraction, message)`` and ``cancel`` (callable or threading.Event): see ``monitor``; a
         cancellation raises ``Cancelled`` and returns nothing.
-        ``second_look``: while the quality estimate flags the result for review, segment again with each model
+        ``second_look`` (off here, on by default in ``coopseg segment`` and the Slicer module): while the quality
+        estimate flags the result for review, segment again with each model
         slice blurred in-plane by the next of SECOND_LOOK_SIGMAS pixels, and keep the answer with the highest
         estimate (``result.blurred`` when it is a blurred one). A k-space spike's stripes can leave the network with
         an empty answer on an image a person reads easily; the blur removes the stripes' fine texture.
+        ``allow_label_like_input``: segment an array that looks like a label map (a handful of small whole numbers,
+        ``CoopSegLib.data.label_like``) instead of raising a CoopSegError; its quality flag is then always "review"
+        (and the second look, which cannot turn a label map into an image, is skipped).
         """
         if stage not in STAGES:
             raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         options = dict(stage=stage, probabilities=probabilities, entropy=entropy,
                        largest_component=largest_component, quality=quality or second_look)
         monitor = Monitor(progress, cancel)
-        prepared = self.prepare(array, affine, monitor)
+        prepared = self.prepare(array, affine, monitor, allow_label_like_input)
         best = self._segment_once(prepared, monitor, **options)
-        for sigma in SECOND_LOOK_SIGMAS if second_look else ():
+        for sigma in SECOND_LOOK_SIGMAS if second_look and prepared.image.label_values is None else ():
             if best.quality.flag != REVIEW:
                 break
             # Each look takes half of the progress left: the bar never goes back, whether or not more looks follow.
@@ -292,7 +298,8 @@ class Segmenter:
                 pixel_ml=self.spacing ** 2 * thickness / 1000.0)))
             count = mapping.num_slices
             stacks.append(np.arange(count)[::-1] if mapping.flips[2] else np.arange(count))
-        return estimate_quality(frames, stacks, self.calibration, stage)
+        return estimate_quality(frames, stacks, self.calibration, stage,
+                                label_like_input=prepared.image.label_values is not None)
 
     def map_back(self, prepared: PreparedImage, slice_pass: "SlicePass",
                  clean_up: Optional[Callable[[np.ndarray], np.ndarray]] = None,

@@ -77,22 +77,24 @@ def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, path
 def segment_file(segmenter: Segmenter, input_path: PathLike, output_dir: PathLike, stage: str = "stn",
                  probabilities: bool = False, entropy: bool = False, largest_component: bool = False,
                  progress: Optional[ProgressCallback] = None, cancel: Any = None,
-                 initial: bool = False) -> List[Path]:
+                 initial: bool = False, allow_label_like_input: bool = False) -> List[Path]:
     """Segment one image file into ``output_dir``; returns the files written (see the module docstring).
 
-    Problems with the input raise a CoopSegError whose message starts with the file's path. ``initial`` (stage
+    Problems with the input raise a CoopSegError whose message starts with the file's path (a label map given as
+    the image among them, unless ``allow_label_like_input``: see ``Segmenter.segment``). ``initial`` (stage
     stn only) also writes the FTN labels of the same pass.
     """
     return segment_file_result(segmenter, input_path, output_dir, stage, probabilities, entropy, largest_component,
-                               progress, cancel, initial)[0]
+                               progress, cancel, initial, allow_label_like_input=allow_label_like_input)[0]
 
 
 def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: PathLike, stage: str = "stn",
                         probabilities: bool = False, entropy: bool = False, largest_component: bool = False,
                         progress: Optional[ProgressCallback] = None, cancel: Any = None,
-                        initial: bool = False, second_look: bool = False) -> Tuple[List[Path], Segmentation]:
-    """``segment_file``, also returning the segmentation (with its quality estimate); ``second_look``: see
-    ``Segmenter.segment``."""
+                        initial: bool = False, second_look: bool = False,
+                        allow_label_like_input: bool = False) -> Tuple[List[Path], Segmentation]:
+    """``segment_file``, also returning the segmentation (with its quality estimate); ``second_look`` and
+    ``allow_label_like_input``: see ``Segmenter.segment``."""
     from CoopSegLib.data.images import read_image
 
     if initial and stage != "stn":
@@ -102,7 +104,8 @@ def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: 
     try:
         result = segmenter.segment(image.array, image.affine, stage=stage, probabilities=probabilities,
                                    entropy=entropy, largest_component=largest_component, progress=progress,
-                                   cancel=cancel, second_look=second_look)
+                                   cancel=cancel, second_look=second_look,
+                                   allow_label_like_input=allow_label_like_input)
     except CoopSegError as error:
         if str(error).startswith(str(input_path)):
             raise

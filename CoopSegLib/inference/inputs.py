@@ -2,20 +2,24 @@
 
 Accepted: a 2D slice (X, Y), a 3D volume (X, Y, Z) or a 4D cine (X, Y, Z, T), with a 4x4 voxel-to-world (RAS, mm)
 affine. A 2D slice is segmented as a one-slice volume; a cine frame by frame. Anything else, non-finite voxels, or
-an affine that is not finite and invertible, is refused with a CoopSegError saying what is wrong.
+an affine that is not finite and invertible, is refused with a CoopSegError saying what is wrong. So is a label map
+given where the image belongs (``CoopSegLib.data.label_like``: a handful of small whole numbers), unless the caller
+allows it; such an input is then marked (``ImageInput.label_values``) so that its quality estimate is never "ok".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from CoopSegLib.data.geometry import Volume
+from CoopSegLib.data.label_like import describe_values, label_like_values
 from CoopSegLib.errors import CoopSegError
 
 LAYOUTS = {2: "2d", 3: "3d", 4: "4d"}
+ALLOW_LABEL_LIKE_FLAG = "--allow-label-like-input"  # the command-line option that segments such an input anyway
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class ImageInput:
     frames: List[Volume]
     shape: Tuple[int, ...]  # the caller's array shape
     layout: str  # "2d", "3d" or "4d"
+    label_values: Optional[Tuple[int, ...]] = None  # the values of a label-like input segmented anyway, else None
 
     def restore(self, per_frame: List[np.ndarray], leading: int = 0) -> np.ndarray:
         """Arrays computed per frame on the 3D grid (``leading`` extra axes first, e.g. classes) -> caller's layout."""
@@ -53,8 +58,16 @@ def single_slice_affine(affine: np.ndarray, axis: int) -> np.ndarray:
     return fixed
 
 
-def check_image(array: np.ndarray, affine: np.ndarray) -> ImageInput:
-    """Validate ``array`` and ``affine`` and split the image into 3D frames."""
+def label_like_message(values: np.ndarray) -> str:
+    """The one line that refuses a label-like input (the same from Python, the command line and Slicer)."""
+    return (f"this looks like a label map, not an MR image: its voxels hold only the values {describe_values(values)}; "
+            "give the image itself (ACDC: the file without _gt), or segment it anyway with "
+            f"{ALLOW_LABEL_LIKE_FLAG} (Python: allow_label_like_input=True)")
+
+
+def check_image(array: np.ndarray, affine: np.ndarray, allow_label_like_input: bool = False) -> ImageInput:
+    """Validate ``array`` and ``affine`` and split the image into 3D frames; a label-like array is refused unless
+    ``allow_label_like_input``."""
     array = np.asarray(array)
     if array.ndim not in LAYOUTS:
         raise CoopSegError(
@@ -81,8 +94,12 @@ def check_image(array: np.ndarray, affine: np.ndarray) -> ImageInput:
         affine = single_slice_affine(affine, singleton[0])
     elif abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise CoopSegError("the affine is singular (a voxel spacing is zero or two axes are parallel)")
+    values = label_like_values(array)
+    if values is not None and not allow_label_like_input:
+        raise CoopSegError(label_like_message(values))
     if layout == "4d":
         frames = [Volume(array[..., t], affine) for t in range(array.shape[3])]
     else:
         frames = [Volume(array.reshape(volume_shape), affine)]
-    return ImageInput(frames, tuple(int(n) for n in array.shape), layout)
+    label_values = tuple(int(v) for v in values) if values is not None else None
+    return ImageInput(frames, tuple(int(n) for n in array.shape), layout, label_values)

@@ -2,11 +2,12 @@
 so that no PyTorch work runs in Slicer's process, whose main thread holds the GIL while it waits for events.
 
     python -m CoopSegLib.inference.worker INPUT --output-dir DIR [--model BUNDLE] [--device auto|cpu|cuda[:N]]
-                                          [--second-look]
+                                          [--second-look] [--allow-label-like-input]
 
 It segments INPUT exactly as ``coopseg segment`` does (the same ``segment_file``, stage stn, same defaults;
-``--second-look`` as there) and also writes the FTN labels of the same pass, ``DIR/NAME_initial.nii.gz``. Its
-stdout carries one JSON object per line:
+``--second-look`` and ``--allow-label-like-input`` as there: a label map given as the image is an "error" event)
+and also writes the FTN labels of the same pass, ``DIR/NAME_initial.nii.gz``. Its stdout carries one JSON object
+per line:
 
     {"event": "progress", "fraction": 0.42, "message": "segmenting slices 1-10 of 10"}
     {"event": "done", "device": "cpu", "files": {"refined": "DIR/NAME.nii.gz", "initial": "DIR/NAME_initial.nii.gz"}}
@@ -31,11 +32,12 @@ EXIT_ERROR = 2
 
 
 def command(python: str, input_path: str, output_dir: str, model: str = "", device: str = "auto",
-            second_look: bool = False) -> List[str]:
+            second_look: bool = False, allow_label_like_input: bool = False) -> List[str]:
     """The argument list that runs this worker with the interpreter ``python``."""
     args = [python, "-m", "CoopSegLib.inference.worker", str(input_path), "--output-dir", str(output_dir),
             "--device", device]
-    return args + (["--model", str(model)] if model else []) + (["--second-look"] if second_look else [])
+    return (args + (["--model", str(model)] if model else []) + (["--second-look"] if second_look else [])
+            + (["--allow-label-like-input"] if allow_label_like_input else []))
 
 
 def parse_event(line: str) -> Optional[Dict[str, Any]]:
@@ -55,9 +57,9 @@ def _emit(**event: Any) -> None:
 
 
 def run(input_path: str, output_dir: str, model: Optional[str] = None, device: str = "auto",
-        second_look: bool = False) -> Dict[str, Any]:
+        second_look: bool = False, allow_label_like_input: bool = False) -> Dict[str, Any]:
     """Segment ``input_path`` into ``output_dir``, reporting progress on stdout; the "done" event's content.
-    ``second_look``: see ``Segmenter.segment``."""
+    ``second_look`` and ``allow_label_like_input``: see ``Segmenter.segment``."""
     from CoopSegLib.data.nifti import strip_nifti_suffix
     from CoopSegLib.inference.engine import Segmenter
     from CoopSegLib.inference.files import segment_file_result
@@ -69,6 +71,7 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
     folder.mkdir(parents=True, exist_ok=True)
     written, result = segment_file_result(
         segmenter, input_path, folder, stage="stn", initial=True, second_look=second_look,
+        allow_label_like_input=allow_label_like_input,
         progress=lambda fraction, message: _emit(event=PROGRESS, fraction=fraction, message=message))
     # The same quality.csv row as coopseg segment writes for this output (the refined stage).
     name = strip_nifti_suffix(input_path)
@@ -89,9 +92,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--second-look", action="store_true",
                         help="segment a flagged result again on an in-plane-blurred input (as coopseg segment)")
+    parser.add_argument("--allow-label-like-input", action="store_true",
+                        help="segment an input that looks like a label map instead of refusing it (as coopseg segment)")
     args = parser.parse_args(argv)
     try:
-        done = run(args.input, args.output_dir, args.model, args.device, args.second_look)
+        done = run(args.input, args.output_dir, args.model, args.device, args.second_look, args.allow_label_like_input)
     except CoopSegError as error:
         _emit(event=ERROR, message=" ".join(str(error).split()))
         return EXIT_ERROR

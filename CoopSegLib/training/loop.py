@@ -193,7 +193,7 @@ class TrainingRun:
                                           train.channels_last, train.compile, train.ema_decay)
         if train.init_from is not None and not resume:
             try:
-                self.trainer.load_weights(load_bundle(train.init_from).model.state_dict())
+                self.trainer.load_weights(load_bundle(self.settings.starting_bundle()).model.state_dict())
             except RuntimeError as error:
                 raise CoopSegError(f"train.init_from: {train.init_from} does not fit this run's networks "
                                    f"({str(error).strip().splitlines()[0]})") from None

@@ -70,10 +70,13 @@ def read_cases(settings: TrainingSettings, subjects: Optional[List[str]] = None)
         return readers.read_packed(data.root, subjects, frames)
     if data.format == "mnms":
         return readers.read_mnms(data.root, subjects=subjects, frames=frames)
-    if data.format == "nnunet":
-        return readers.read_nnunet(data.root)
-    if data.format == "pairs":
-        return readers.read_pairs_csv(data.root)
+    if data.format in ("nnunet", "pairs"):  # files of any coding: data.label_codes, named or detected
+        from CoopSegLib.training.label_codes import read_with_codes
+
+        if data.format == "nnunet":
+            return read_with_codes(settings, lambda codes: readers.read_nnunet(data.root, codes),
+                                   readers.pairs.nnunet_label_map(data.root))
+        return read_with_codes(settings, lambda codes: readers.read_pairs_csv(data.root, codes))
     raise ConfigError(f"unknown data.format {data.format!r}")
 
 

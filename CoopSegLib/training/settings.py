@@ -25,10 +25,15 @@ from CoopSegLib.data.slices import EMPTY_SLICE_POLICIES
 from CoopSegLib.errors import ConfigError
 from CoopSegLib.networks.codec import size_divisor
 from CoopSegLib.networks.config import NetworkConfig
-from CoopSegLib.runtime import PRECISIONS
+from CoopSegLib.runtime import PRECISIONS, resolve_device
+from CoopSegLib.weights import default_bundle, has_default_bundle
 from CoopSegLib.training.schedule import SCHEDULES
 
 DATA_FORMATS = ("phantom", "acdc", "mnms", "nnunet", "pairs", "packed")  # packed: Training/gpu_table1.py pack
+LABEL_CODES = ("auto", "canonical", "acdc", "mnms")  # data.label_codes: evaluation.coding's names, or detect them
+# The codes of the formats whose files have one coding; nnunet and pairs files may hold any (data.label_codes).
+FORMAT_CODES = {"phantom": "canonical", "packed": "canonical", "acdc": "acdc", "mnms": "mnms"}
+SHIPPED_BUNDLE = "shipped"  # train.init_from: start from the shipped model (CoopSegLib/weights)
 SPLITS = ("paper", "all", "stratified", "inherit")
 
 
@@ -47,6 +52,9 @@ class MethodSettings:
 class DataSettings:
     format: str = "phantom"  # one of DATA_FORMATS
     root: Optional[str] = None  # folder (acdc, mnms, nnunet) or CSV file (pairs); --data sets it
+    # How the label files code the structures, one of LABEL_CODES; null: the format's own (FORMAT_CODES), for
+    # nnunet the names in dataset.json, else (and for pairs) auto: detected by the starting model's predictions.
+    label_codes: Optional[str] = None
     frames: Tuple[str, ...] = ("ED", "ES")
     # "paper": n_train subjects drawn by split_seed from a pool, + n_validation; "all": every subject, n_validation
     # of them held out at random; "stratified" (ACDC): every subject, validation_per_group of each group held out;
@@ -83,7 +91,7 @@ class TrainSettings:
     warmup_steps: int = 0  # linear warm-up from 0 to method.learning_rate over these steps
     final_lr_fraction: float = 0.01  # cosine: the rate at the last step, as a fraction of method.learning_rate
     ema_decay: Optional[float] = None  # e.g. 0.999: validate and ship an exponential moving average of the weights
-    init_from: Optional[str] = None  # a model bundle whose weights start a new run (ignored on --resume)
+    init_from: Optional[str] = None  # a model bundle (or "shipped") whose weights start a new run (not on --resume)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     precision: str = "auto"  # auto (bf16 where it is fast), bf16, fp32
     channels_last: Optional[bool] = None  # None: where it helps (CUDA, bf16 CPUs)
@@ -155,6 +163,11 @@ class TrainingSettings:
     def split_seed(self) -> int:
         return self.train.seed if self.data.split_seed is None else self.data.split_seed
 
+    def starting_bundle(self) -> Optional[Path]:
+        """The bundle folder whose weights start a new run (``train.init_from``; "shipped": the shipped model)."""
+        start = self.train.init_from
+        return None if start is None else default_bundle() if start == SHIPPED_BUNDLE else Path(start)
+
     def check(self, source: str = "settings") -> None:
         """Cross-field checks (types and single values were checked while building)."""
         data, train = self.data, self.train
@@ -177,12 +190,20 @@ class TrainingSettings:
             problems.append(f"train.final_lr_fraction must lie in [0, 1], not {train.final_lr_fraction}")
         if train.ema_decay is not None and not 0.0 < train.ema_decay < 1.0:
             problems.append(f"train.ema_decay must lie strictly between 0 and 1 (or be null), not {train.ema_decay}")
-        if train.init_from is not None and not Path(train.init_from).is_dir():
+        if train.init_from == SHIPPED_BUNDLE and not has_default_bundle():
+            problems.append("train.init_from: shipped, but this install has no shipped model (CoopSegLib/weights)")
+        elif train.init_from not in (None, SHIPPED_BUNDLE) and not Path(train.init_from).is_dir():
             problems.append(f"train.init_from: no model bundle folder at {train.init_from}")
         if data.split == "stratified" and data.format != "acdc":
             problems.append(f"data.split stratified needs ACDC's groups (data.format acdc), not {data.format!r}")
         if data.split == "inherit" and train.init_from is None:
             problems.append("data.split inherit keeps the split of train.init_from's bundle; set train.init_from")
+        if data.label_codes is not None and data.label_codes not in LABEL_CODES:
+            problems.append(f"data.label_codes must be one of {', '.join(LABEL_CODES)} (or null), "
+                            f"not {data.label_codes!r}")
+        elif data.label_codes not in (None, FORMAT_CODES.get(data.format, data.label_codes)):
+            problems.append(f"data.label_codes: data.format {data.format} files are coded {FORMAT_CODES[data.format]}, "
+                            f"not {data.label_codes}; list files coded otherwise in a pairs CSV (data.format pairs)")
         if data.format != "phantom" and not data.root:
             problems.append(f"data.root is needed for data.format {data.format!r} (pass --data DIR)")
         if (train.steps is None) == (train.epochs is None):
@@ -205,6 +226,11 @@ class TrainingSettings:
             problems.append(f"data.frames must be ED and/or ES for {data.format}, not {list(data.frames)}")
         if not train.device.lower().startswith(("auto", "cpu", "cuda", "gpu")):
             problems.append(f"train.device must be auto, cpu, cuda or cuda:N (or gpu), not {train.device!r}")
+        else:
+            try:  # here, not when training starts: CUDA on a machine without it is a setting problem like the others
+                resolve_device(train.device)
+            except (RuntimeError, ValueError) as error:
+                problems.append(f"train.device: {error}")
         try:
             widths = self.method.config().network.widths  # the method's own checks name the bad key
         except ConfigError as error:

@@ -24,6 +24,7 @@ _NAME_TO_CANONICAL = {
     "rv": RV_CAVITY, "rvc": RV_CAVITY, "rv cavity": RV_CAVITY, "right ventricle": RV_CAVITY,
     "right ventricular cavity": RV_CAVITY,
 }
+LABEL_SOURCE = "label_source"  # Case.metadata key: the label file read (names a refusal's evidence and culprit)
 _FRAME_SUFFIX = re.compile(r"^(?P<subject>.+?)_(?P<frame>frame\d+|ED|ES|ed|es)$")
 
 
@@ -58,6 +59,11 @@ def _read_dataset_json(path: Path) -> Optional[Dict[int, int]]:
     return label_map_from_names(labels, str(path)) if labels else None
 
 
+def nnunet_label_map(folder: PathLike) -> Optional[Dict[int, int]]:
+    """The code map the label names in ``folder``/dataset.json give, or None when it names no labels."""
+    return _read_dataset_json(Path(folder) / "dataset.json")
+
+
 def read_nnunet(folder: PathLike, label_map: Optional[Mapping[int, int]] = None) -> List[Case]:
     """Read ``imagesTr/<case>_0000.nii.gz`` with ``labelsTr/<case>.nii.gz``.
 
@@ -76,7 +82,8 @@ def read_nnunet(folder: PathLike, label_map: Optional[Mapping[int, int]] = None)
         label, label_affine, _ = load_nifti(label_path)
         subject, frame = split_case_name(name)
         cases.append(make_case(subject, frame or name, image, affine, label, label_affine, mapping,
-                               source=str(image_path), label_source=str(label_path)))
+                               source=str(image_path), label_source=str(label_path),
+                               metadata={LABEL_SOURCE: str(label_path)}))
     return cases
 
 
@@ -107,5 +114,6 @@ def read_pairs_csv(csv_path: PathLike, label_map: Mapping[int, int] = IDENTITY) 
         default_subject, default_frame = split_case_name(strip_nifti_suffix(image_path))
         cases.append(make_case(row.get("subject") or default_subject, row.get("frame") or default_frame,
                                image, affine, label, label_affine, label_map if label is not None else None,
-                               source=str(image_path), label_source=str(label_path or "")))
+                               source=str(image_path), label_source=str(label_path or ""),
+                               metadata={LABEL_SOURCE: str(label_path)} if label_path else None))
     return cases
