@@ -85,7 +85,7 @@ def test_coopseg_segment_refuses_an_acdc_gt_file_and_segments_its_image(tmp_path
     assert refused.returncode == 1, refused.stderr  # one input failed, the other was written
     assert refused.stderr.strip().splitlines() == [
         f"coopseg segment: error: {gt}: {label_like_message(np.array([0, 1, 2, 3]))}"]
-    assert refused.stdout.split() == [str(out / f"{SUBJECT}_frame01.nii.gz")]
+    assert refused.stdout.split() == [str(out / f"{SUBJECT}_frame01.nii.gz"), str(out / "quality.csv")]
     with open(out / "quality.csv", newline="") as stream:
         assert [row["name"] for row in csv.DictReader(stream)] == [f"{SUBJECT}_frame01"]
 

@@ -18,7 +18,9 @@ from CoopSegLib.training.run_data import read_cases
 from CoopSegLib.training.settings import TrainingSettings
 from data_helpers import ACDC_ROOT, REPO, needs_acdc
 
-SUBJECTS = ("patient001", "patient002")
+# The shipped model's validation subjects: fine-tuning it may validate on them (a run never validates on a subject
+# its starting weights were trained on).
+SUBJECTS = ("patient006", "patient042")
 TRAIN = REPO / "Training" / "train.py"
 # Two steps of the own_data recipe from the shipped model, as small as it goes: one slice per step in 32 px crops,
 # one validation volume at the end, no TensorBoard, no calibration.

@@ -93,6 +93,18 @@ def test_a_bundle_trained_on_the_validation_subjects_is_refused_and_inherit_keep
         make_split(acdc_settings("data.split=inherit", f"train.init_from={elsewhere}"), subjects)
 
 
+@needs_acdc
+def test_the_shipped_model_as_the_start_keeps_its_own_split():
+    from CoopSegLib.bundle import read_metadata, recorded_subjects
+    from CoopSegLib.weights import default_bundle
+
+    subjects = list_acdc_subjects(ACDC)
+    inherited = make_split(acdc_settings("data.split=inherit", "train.init_from=shipped"), subjects)
+    metadata = read_metadata(default_bundle())
+    assert sorted(inherited.validation) == sorted(recorded_subjects(metadata, "validation"))
+    assert sorted(inherited.train) == sorted(recorded_subjects(metadata, "train"))
+
+
 TINY = ["data.phantom_subjects=4", "data.n_validation=1", "data.size=48", f"method.widths={list(SMALL_WIDTHS)}",
         "train.batch_size=2", "validation.every=0", "log.tensorboard=false", "checkpoint.every=100"]
 

@@ -31,7 +31,7 @@ class RunData:
 def make_split(settings: TrainingSettings, subjects: List[str]) -> Split:
     """The split ``data.split`` names, of the available ``subjects``; never validating on a subject that
     train.init_from's weights were trained on."""
-    data, start = settings.data, settings.train.init_from
+    data, start = settings.data, settings.starting_bundle()
     seen: List[str] = []
     if start is not None:
         metadata = read_metadata(start)
