@@ -95,3 +95,36 @@ def save_segmentation_picture(path: Union[str, Path], volume: np.ndarray,
     finally:
         plt.close(figure)
     return path
+
+
+def save_volume_curve_picture(path: Union[str, Path], cine: Any, title: str = "") -> Path:
+    """Write a PNG of a cine's LV and RV cavity volume against frame (``CoopSegLib.evaluation.cine.CineAnalysis``),
+    ED and ES marked and named, frames flagged for review crossed, the ejection fractions (after ``title``) on top; written through a temporary file and a rename."""
+    from CoopSegLib.atomic import write_atomically
+
+    plt = pyplot()
+    frames = [frame.frame for frame in cine.frames]
+    figure, axis = plt.subplots(figsize=(6.0, 3.6))
+    for code, key, name in ((1, "lv_ml", "LV cavity"), (3, "rv_ml", "RV cavity")):
+        axis.plot(frames, [getattr(frame, key) for frame in cine.frames], marker="o", markersize=3,
+                  color=LABEL_COLOURS[code], label=name)
+    if cine.flagged:  # frames whose estimated quality is below the threshold: review them
+        axis.plot(cine.flagged, [cine.frames[t].lv_ml for t in cine.flagged], linestyle="none", marker="x",
+                  markersize=9, color="black", label="review (low quality)")
+    for frame, name, style in ((cine.ed, "ED", "--"), (cine.es, "ES", ":")):
+        axis.axvline(frame, color="0.35", linestyle=style, linewidth=1)
+        axis.annotate(f"{name} ({frame})", (frame, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                      textcoords="offset points", fontsize=8)
+    axis.set_xlabel("frame")
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.set_ylabel("volume (mL)")
+    ejection = f"LV EF {cine.indices.lv_ef:.1f} %, RV EF {cine.indices.rv_ef:.1f} %"
+    axis.set_title(f"{title}: {ejection}" if title else ejection, fontsize=9)
+    axis.legend(fontsize=8, frameon=False)
+    figure.tight_layout()
+    path = Path(path)
+    try:
+        write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
+    finally:
+        plt.close(figure)
+    return path

@@ -75,3 +75,16 @@ def test_intensities_look_like_bssfp(subjects):
 def test_phantom_cases_subject_names():
     cases = phantom_cases(2, seed=5, frames=("ED",))
     assert [c.key for c in cases] == ["phantom0005_ED", "phantom0006_ED"]
+
+
+def test_cine_frames_between_ed_and_es_contract_the_heart_step_by_step():
+    ed, es = phantom_subject(5, supersample=1)
+    cine = phantom_subject(5, frames=(0.0, 0.5, 1.0), supersample=1)
+    np.testing.assert_array_equal(cine[0].label.array, ed.label.array)  # 0 is ED's heart, 1 ES's
+    np.testing.assert_array_equal(cine[2].label.array, es.label.array)
+    lv = [int((case.label.array == 1).sum()) for case in (ed, *cine, es)]
+    assert lv[0] == lv[1] > lv[2] > lv[3] == lv[4]
+    assert [case.frame for case in cine] == ["0", "0.5", "1"]
+    assert not np.array_equal(cine[0].image.array, ed.image.array)  # a cine frame's noise is its own
+    with pytest.raises(ValueError, match="number in"):
+        phantom_subject(5, frames=(1.5,))

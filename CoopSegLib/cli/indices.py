@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from CoopSegLib.data.labels import IDENTITY, remap_labels
     from CoopSegLib.data.nifti import strip_nifti_suffix
     from CoopSegLib.evaluation.coding import AUTO, reference_codes
-    from CoopSegLib.evaluation.indices import clinical_indices, compare_indices
+    from CoopSegLib.evaluation.indices import clinical_indices, compare_indices, index_records, indices_csv
     from CoopSegLib.evaluation.report import write_text_atomically
     from CoopSegLib.evaluation.runner import read_label_volume
 
@@ -81,23 +81,14 @@ def run(args: argparse.Namespace) -> int:
     rows = compare_indices(values, reference)
     print(_table(rows, reference is not None))
     if output is not None:
-        fields = ["index", "description", "unit", "value"] + (["reference", "difference"] if reference else [])
-        records = [{"index": r.name, "description": r.description, "unit": r.unit, "value": r.value,
-                    **({"reference": r.reference, "difference": r.difference} if reference else {})} for r in rows]
         if output.suffix.lower() == ".json":
+            records = index_records(rows)
             # NaN (an ejection fraction with an empty ED cavity) becomes null: JSON has no NaN.
             clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                      for r in records]
             text = json.dumps({"ed": args.ed, "es": args.es, "ref_ed": args.ref_ed, "ref_es": args.ref_es,
                                "indices": clean}, indent=2) + "\n"
         else:
-            import csv
-            import io
-
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in records)
-            text = buffer.getvalue()
+            text = indices_csv(rows)
         write_text_atomically(output, text)
     return 0

@@ -18,7 +18,7 @@ Noise is Rician (magnitude of complex Gaussian noise), so the background looks l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -271,11 +271,13 @@ def _blur_kspace(image: np.ndarray, keep: float) -> np.ndarray:
 
 
 def phantom_subject(
-    seed: int, frames: Sequence[str] = ("ED", "ES"), supersample: int = 2, noise: bool = True
+    seed: int, frames: Sequence[Union[str, float]] = ("ED", "ES"), supersample: int = 2, noise: bool = True
 ) -> List[Case]:
     """One synthetic subject: a Case per frame (ED, ES), int16 image and canonical label map, ACDC-like storage.
 
-    Deterministic per ``seed``; asking for one frame gives the same volume as asking for both.
+    Deterministic per ``seed``; asking for one frame gives the same volume as asking for both. A frame may also be
+    a number c in [0, 1], a cine frame between ED (0) and ES (1): the heart's scales are interpolated linearly, its
+    noise drawn afresh, and the Case's frame is the number as text (e.g. "0.5").
     """
     rng = np.random.default_rng(seed)
     anatomy = _anatomy(rng)
@@ -324,10 +326,14 @@ def phantom_subject(
 
     cases = []
     for frame in frames:
-        if frame not in ("ED", "ES"):
-            raise ValueError(f"phantom frames are 'ED' and 'ES', not {frame!r}")
-        scales = es_scales if frame == "ES" else {"lv": 1.0, "rv": 1.0, "length": 1.0}
-        noise_rng = np.random.default_rng([seed, 0 if frame == "ED" else 1])
+        contraction = {"ED": 0.0, "ES": 1.0}.get(frame, frame) if isinstance(frame, str) else float(frame)
+        if isinstance(contraction, str) or not 0.0 <= contraction <= 1.0:
+            raise ValueError(f"phantom frames are 'ED', 'ES' or a number in [0, 1], not {frame!r}")
+        scales = es_scales if contraction == 1.0 else {  # ES exactly as before (1 + (v - 1) may round off v)
+            name: 1.0 + contraction * (value - 1.0) for name, value in es_scales.items()}
+        noise_stream = {"ED": 0, "ES": 1}.get(frame) if isinstance(frame, str) else 2 + round(contraction * 1e6)
+        noise_rng = np.random.default_rng([seed, noise_stream])
+        frame = frame if isinstance(frame, str) else f"{contraction:g}"
         image = np.zeros(shape, dtype=np.float32)
         label = np.zeros(shape, dtype=np.uint8)
         scratch = np.zeros(x[box].shape, np.float32)

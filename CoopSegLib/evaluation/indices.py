@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -109,3 +109,26 @@ def compare_indices(values: ClinicalIndices, reference: Optional[ClinicalIndices
         ref = getattr(reference, name) if reference is not None else None
         rows.append(IndexComparison(name, description, unit, value, ref, value - ref if ref is not None else None))
     return rows
+
+
+def index_records(rows: List[IndexComparison]) -> List[Dict[str, object]]:
+    """``compare_indices`` rows as records (index, description, unit, value[, reference, difference]): the table
+    ``coopseg indices --output`` writes; reference and difference only when the rows have a reference."""
+    with_reference = any(row.reference is not None for row in rows)
+    return [{"index": r.name, "description": r.description, "unit": r.unit, "value": r.value,
+             **({"reference": r.reference, "difference": r.difference} if with_reference else {})} for r in rows]
+
+
+def indices_csv(rows: List[IndexComparison], leading: Sequence[Dict[str, object]] = ()) -> str:
+    """The indices table as CSV, floats at 6 significant digits; ``leading``: records put before the indices (a
+    cine's ED and ES frames)."""
+    import csv
+    import io
+
+    records = [*leading, *index_records(rows)]
+    fields = list(index_records(rows)[0]) if rows else ["index", "description", "unit", "value"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in records)
+    return buffer.getvalue()

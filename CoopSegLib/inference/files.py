@@ -9,6 +9,15 @@ Outputs for ``INPUT`` (name without its extension ``NAME``) in the output folder
     NAME_initial.nii.gz         uint8 FTN label map beside the refined one (with ``initial=True``, stage stn;
                                 the Slicer module's worker shows both)
 
+and for a 4D cine (``CoopSegLib.evaluation.cine``):
+
+    NAME_curve.csv              one row per frame (from 0): frame, lv_ml, myo_ml, rv_ml, quality (the frame's
+                                estimated mean Dice)
+    NAME_curve.png              LV and RV cavity volume against frame, ED and ES marked (when matplotlib is
+                                installed)
+    NAME_indices.csv            ``coopseg indices --output``'s table from ED (the frame of largest LV cavity) and ES
+                                (smallest), led by two rows ed_frame and es_frame that name them
+
 A NIfTI input's header (sform and qform) is copied exactly; a NRRD input gets a NIfTI whose sform and qform hold
 its RAS affine. Every file is written through a temporary file and a rename, and if any output of an input fails,
 those already written for it are removed: an input gives all its outputs or none.
@@ -29,6 +38,8 @@ PathLike = Union[str, Path]
 PROBABILITIES_SUFFIX = "_probabilities"
 ENTROPY_SUFFIX = "_entropy"
 INITIAL_SUFFIX = "_initial"
+CURVE_SUFFIX = "_curve"
+INDICES_SUFFIX = "_indices"
 
 
 def output_paths(input_path: PathLike, output_dir: PathLike, probabilities: bool = False,
@@ -45,6 +56,56 @@ def output_paths(input_path: PathLike, output_dir: PathLike, probabilities: bool
     if initial:
         paths.append(folder / f"{stem}{INITIAL_SUFFIX}.nii.gz")
     return paths
+
+
+def cine_paths(input_path: PathLike, output_dir: PathLike) -> List[Path]:
+    """The curve CSV, the curve picture (only when matplotlib is installed) and the indices CSV of a cine."""
+    import importlib.util
+
+    from CoopSegLib.data.nifti import strip_nifti_suffix
+
+    stem, folder = strip_nifti_suffix(input_path), Path(output_dir)
+    picture = [folder / f"{stem}{CURVE_SUFFIX}.png"] if importlib.util.find_spec("matplotlib") else []
+    return [folder / f"{stem}{CURVE_SUFFIX}.csv", *picture, folder / f"{stem}{INDICES_SUFFIX}.csv"]
+
+
+def cine_analysis(result: Segmentation, affine: np.ndarray) -> Any:
+    """The ``CineAnalysis`` of a cine's segmentation: volume curve with per-frame quality, ED, ES, indices, and the
+    frames below the quality threshold."""
+    from CoopSegLib.evaluation.cine import analyse_cine
+
+    estimate = result.quality
+    if estimate is None:
+        return analyse_cine(result.labels, affine)
+    return analyse_cine(result.labels, affine, estimate.frames, threshold=estimate.threshold)
+
+
+def write_cine_outputs(cine: Any, paths: List[Path], title: str = "") -> List[Path]:
+    """Write ``cine_paths``' files for a ``CineAnalysis``; all or nothing."""
+    from CoopSegLib.atomic import write_atomically
+    from CoopSegLib.evaluation.cine import curve_csv
+    from CoopSegLib.evaluation.indices import compare_indices, indices_csv
+    from CoopSegLib.pictures import save_volume_curve_picture
+
+    frames = [{"index": "ed_frame", "description": "end-diastolic frame (largest LV cavity)", "unit": "frame",
+               "value": cine.ed},
+              {"index": "es_frame", "description": "end-systolic frame (smallest LV cavity)", "unit": "frame",
+               "value": cine.es}]
+    written: List[Path] = []
+    try:
+        for path in paths:
+            if path.suffix == ".png":
+                written.append(save_volume_curve_picture(path, cine, title))
+                continue
+            text = curve_csv(cine.frames) if path.stem.endswith(CURVE_SUFFIX) else \
+                indices_csv(compare_indices(cine.indices), frames)
+            written.append(write_atomically(path, lambda temporary, text=text: Path(temporary).write_text(
+                text, newline="")))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, paths: List[Path],
@@ -96,6 +157,7 @@ def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: 
     """``segment_file``, also returning the segmentation (with its quality estimate); ``second_look`` and
     ``allow_label_like_input``: see ``Segmenter.segment``."""
     from CoopSegLib.data.images import read_image
+    from CoopSegLib.data.nifti import strip_nifti_suffix
 
     if initial and stage != "stn":
         raise CoopSegError("initial labels come beside the refined ones: use stage stn")
@@ -111,4 +173,13 @@ def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: 
             raise
         raise type(error)(f"{input_path}: {error}") from None
     paths = output_paths(input_path, output_dir, probabilities, entropy, initial)
-    return write_outputs(result, image.nifti, image.affine, paths, initial), result
+    written = write_outputs(result, image.nifti, image.affine, paths, initial)
+    if result.labels.ndim == 4:  # a cine: its curve and indices beside the label map, or none of its files
+        try:
+            written += write_cine_outputs(cine_analysis(result, image.affine), cine_paths(input_path, output_dir),
+                                          title=strip_nifti_suffix(input_path))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+    return written, result
