@@ -104,13 +104,18 @@ def set_title(name: str) -> str:
     return TEST_SETS.get(name, name)
 
 
-def markdown_report(rows: Sequence[ScoreRow]) -> str:
-    """Table 1's shape (mean Dice per test set and stage, and their average) and a per-structure table."""
+TABLE_TITLE = "Mean Dice over cases and structures (LV, MYO, RV), in the shape of Table 1 of Chen et al. (MICCAI 2021)"
+
+
+def markdown_report(rows: Sequence[ScoreRow], title: str = TABLE_TITLE) -> str:
+    """Table 1's shape (mean Dice per test set and stage, and their average) and a per-structure table.
+
+    ``title`` heads the first table: say there how the scores were made (``evaluation.protocol``)."""
     sets, stages = ordered_sets(rows), ordered_stages(rows)
     structures = [structure_name(code) for code in STRUCTURE_CODES]
     grouped = _grouped(rows)
     scores = set_scores(rows)
-    lines = ["Mean Dice over cases and structures (LV, MYO, RV), as in Table 1 of Chen et al. (MICCAI 2021)", "",
+    lines = [title, "",
              "| stage | " + " | ".join(set_title(s) for s in sets) + " | AVG |",
              "| --- |" + " ---: |" * (len(sets) + 1)]
     for stage in stages:
@@ -136,9 +141,10 @@ def markdown_report(rows: Sequence[ScoreRow]) -> str:
 
 
 def rows_from_csv(text: str) -> List[ScoreRow]:
-    """Score rows back from ``rows_to_csv`` text (e.g. written by another process)."""
+    """Score rows back from ``rows_to_csv`` text (e.g. written by another process); columns after the score
+    columns (``coopseg evaluate`` adds the protocol's) are left out."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or tuple(reader.fieldnames) != CSV_FIELDS:
+    if reader.fieldnames is None or tuple(reader.fieldnames[:len(CSV_FIELDS)]) != CSV_FIELDS:
         raise CoopSegError(f"score CSV: expected the columns {', '.join(CSV_FIELDS)}, got {reader.fieldnames}")
     return [ScoreRow(r["set"], r["case"], r["stage"], r["structure"], float(r["dice"]), float(r["hd95"]))
             for r in reader]
