@@ -103,3 +103,19 @@ def test_roles_come_from_the_training_record_and_the_calibration():
     assert subject_roles({}, ["a"]) == {"a": "unknown"}
     held_out = Protocol(second_look=False, sets=("clean",), roles={"d": "held out"})
     assert held_out.title().startswith("Mean Dice") and "the paper's protocol" in held_out.title()
+
+
+def test_corrupt_says_when_the_development_seed_makes_the_copies(tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    source = tmp_path / "volume.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).uniform(0, 100, (16, 16, 4)).astype(np.float32), np.eye(4)),
+             str(source))
+    assert main(["corrupt", str(source), "--output-dir", str(tmp_path / "a"), "--kind", "bias", "--copies", "1"]) == 0
+    assert DEVELOPMENT_SEED_NOTE in capsys.readouterr().err
+    assert main(["corrupt", str(source), "--output-dir", str(tmp_path / "b"), "--kind", "bias", "--copies", "1",
+                 "--seed", "5"]) == 0
+    assert DEVELOPMENT_SEED_NOTE not in capsys.readouterr().err
+    fresh = nib.load(str(tmp_path / "b" / "volume_bias_1.nii.gz")).get_fdata()
+    assert not np.allclose(fresh, nib.load(str(tmp_path / "a" / "volume_bias_1.nii.gz")).get_fdata())
