@@ -77,8 +77,9 @@ def document(table: str, comparison, protocol: dict, metadata: dict, subjects: L
 
 Mean Dice over cases and the three structures (LV, MYO, RV), in the shape of Table 1 of Chen et al. (MICCAI 2021),
 on the remaining subjects of `{args.data}` (neither run trained or validated on them; not the paper's 20 ACDC test
-subjects), one pass per volume (no second look), as the paper. Clean: ED and ES frames. Artefacts: ES frames corrupted {args.copies} time(s) each with
-TorchIO at the paper's parameters (corruption seed {args.seed}, the same copies as `coopseg corrupt`).
+subjects), one pass per volume (no second look), as the paper. Clean: ED and ES frames. Artefacts: ES frames
+corrupted {args.copies} time(s) each with TorchIO at the paper's parameters (corruption seed {args.seed}, the same
+copies as `coopseg corrupt`).
 "corrupted AVG" is the mean over {corrupted}.
 
 {table}

@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
                                      args.seed, args.copies, args.second_look)
     output_dir = Path(args.output_dir)
     table = protocol.markdown() + "\n" + markdown_report(rows, protocol.title()) + interval_sections(rows)
-    table += quality_section(rows, estimates, "prediction" if by_files else "FTN+STN", output_dir)
+    table += quality_section(rows, estimates, "prediction" if by_files else "FTN+STN", output_dir,
+                             protocol.quality_label())
     csv_path = write_text_atomically(output_dir / "evaluation.csv", rows_to_csv(rows, protocol.columns))
     markdown_path = write_text_atomically(output_dir / "evaluation.md", table)
     print(table)
@@ -141,8 +142,9 @@ def written_estimates(predictions: Path) -> dict:
     return {(set_name, name): float(row["quality"]) for name, row in table.items() if row.get("quality")}
 
 
-def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path) -> str:
-    """The Markdown section scoring the quality estimate, and DIR/quality_evaluation.csv; "" without estimates."""
+def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path, label: str = "") -> str:
+    """The Markdown section scoring the quality estimate, and DIR/quality_evaluation.csv; "" without estimates.
+    ``label`` follows the stage in its heading (``Protocol.quality_label``: in-sample or not)."""
     from CoopSegLib.evaluation.quality_scores import estimate_rows, markdown_quality, scores_by_set
     from CoopSegLib.evaluation.report import csv_text, write_text_atomically
     from CoopSegLib.evaluation.test_sets import TEST_SETS
@@ -153,5 +155,5 @@ def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path) -
     write_text_atomically(output_dir / "quality_evaluation.csv",
                           csv_text(("set", "case", "dice", "estimate"),
                                    [(r["set"], r["case"], r["dice"], r["estimate"]) for r in scored]))
-    return (f"\n## Quality estimate ({stage})\n\n"
+    return (f"\n## Quality estimate ({stage}{label})\n\n"
             + markdown_quality(scores_by_set(scored, list(TEST_SETS))))

@@ -44,7 +44,8 @@ def _breakdown(rows: Sequence[ScoreRow], stage: str, key: Callable[[ScoreRow], s
     values = sorted({key(row) for row in rows if row.stage == stage and key(row)})
     if not values:
         return []
-    lines = ["", f"{title} ({stage})", "", f"| {title.split()[-1].lower()} | set | subjects | cases | mean Dice [95%] |",
+    column = title.split()[-1].lower()
+    lines = ["", f"{title} ({stage})", "", f"| {column} | set | subjects | cases | mean Dice [95%] |",
              "| --- | --- | ---: | ---: | ---: |"]
     for value in values:
         for set_name in ordered_sets(rows):

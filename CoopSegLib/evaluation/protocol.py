@@ -23,13 +23,17 @@ TRAINING, DEVELOPMENT, HELD_OUT, UNKNOWN = "training", "development", "held out"
 TABLE = "Mean Dice over cases and structures (LV, MYO, RV)"
 
 
+def calibration_subjects(metadata: Mapping[str, Any]) -> List[str]:
+    """The subjects a bundle's quality calibration was fitted on ([] when it records none)."""
+    return list(((metadata.get("quality") or {}).get("fitted_on") or {}).get("subjects") or [])
+
+
 def subject_roles(metadata: Mapping[str, Any], subjects: Sequence[str]) -> Dict[str, str]:
     """subject -> training / development / held out / unknown, from a bundle's training record and calibration."""
     from CoopSegLib.bundle import recorded_subjects
 
     trained = set(recorded_subjects(metadata, "train"))
-    developed = set(recorded_subjects(metadata, "validation"))
-    developed |= set(((metadata.get("quality") or {}).get("fitted_on") or {}).get("subjects") or [])
+    developed = set(recorded_subjects(metadata, "validation")) | set(calibration_subjects(metadata))
     recorded = bool(trained or developed)
     return {s: TRAINING if s in trained else DEVELOPMENT if s in developed else HELD_OUT if recorded else UNKNOWN
             for s in subjects}
@@ -46,6 +50,7 @@ class Protocol:
     copies: int = 0  # corrupted copies per ES frame
     roles: Mapping[str, str] = field(default_factory=dict)  # subject -> role
     source: str = ""  # for label maps read from files: the folders
+    calibrated_on: Sequence[str] = ()  # the subjects the bundle's quality calibration was fitted on
 
     @classmethod
     def of_model(cls, bundle: Any, sets: Sequence[str], subjects: Sequence[str], seed: int, copies: int,
@@ -54,7 +59,7 @@ class Protocol:
         metadata = bundle.metadata
         return cls(str(bundle.path), str((metadata.get("training") or {}).get("run", "")),
                    str(metadata["weights"]["sha256"]), second_look, tuple(sets), seed, copies,
-                   subject_roles(metadata, subjects))
+                   subject_roles(metadata, subjects), calibrated_on=tuple(calibration_subjects(metadata)))
 
     @property
     def artefact_sets(self) -> List[str]:
@@ -83,7 +88,8 @@ class Protocol:
                    "blurred copies; --no-second-look gives one pass), in the shape of Table 1 of Chen et al.")
         developed = self.development_subjects()
         if developed:
-            return f"Development figures ({len(developed)} of {len(self.roles)} subjects chose the model or trained it): {how}"
+            return (f"Development figures ({len(developed)} of {len(self.roles)} subjects chose the model or trained "
+                    f"it): {how}")
         return how
 
     def markdown(self) -> str:
@@ -122,6 +128,14 @@ class Protocol:
                          "and fitted its quality calibration; training subjects were trained on: figures over "
                          "either are development figures, not an estimate for new data")
         return "\n".join(lines) + "\n"
+
+    def quality_label(self) -> str:
+        """", in-sample: ..." for the quality estimate's heading when the calibration was fitted on scored subjects."""
+        fitted = [s for s in self.roles if s in set(self.calibrated_on)]
+        if not fitted:
+            return ""
+        return (f", in-sample: the calibration was fitted on {len(fitted)} of these {len(self.roles)} subjects "
+                "(their clean and image-domain perturbed frames; the TorchIO artefacts were never fitted on)")
 
     def columns(self, row: Any) -> Dict[str, Any]:
         """The protocol's columns of one evaluation.csv row (a ``ScoreRow``)."""
