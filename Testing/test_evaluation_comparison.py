@@ -74,6 +74,7 @@ def test_reproduce_table1_scores_both_models_on_the_same_held_out_cases(tmp_path
     assert by_method["standard"] == by_method["cooperative"]  # the same weights on the same cases
     text = output.read_text()
     assert "| cooperative - standard | FTN+STN | +0.0000 |" in text and "**does not hold**" in text
+    assert "**not reproduced at this budget; inconclusive**" in text and "not the paper's 20 test subjects" in text
     assert "python Training/reproduce_table1.py" in text and "Test subjects: the 1 other" in text
 
 

@@ -17,9 +17,16 @@ def register(subparsers: Any) -> None:
         help="Dice and HD95 of label maps or of a model on the paper's test sets (Table 1)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
-Two ways to evaluate, both writing DIR/evaluation.csv (one row per case, stage and structure: Dice, HD95 in mm)
-and DIR/evaluation.md (Table 1's shape: mean Dice per test set for FTN and FTN+STN, and per structure), and
-printing the Markdown tables.
+Two ways to evaluate, both writing DIR/evaluation.csv (one row per case, stage and structure: Dice, HD95 in mm,
+the case's subject, frame and ACDC group, and the protocol: the subject's role, the model and its weights'
+sha256, the second-look state, the artefact sets' seed and copies) and DIR/evaluation.md (the protocol; Table 1's
+shape: mean Dice per test set for FTN and FTN+STN, and per structure; means with 95% bootstrap intervals over
+subjects, per ACDC group, per frame, and each artefact beside the clean frames it was made from), and printing
+the Markdown.
+
+A subject's role comes from the model's record: training, development (its validation subjects, which chose the
+checkpoint and fitted the quality calibration: figures over them are labelled development figures), held out or
+unknown. "The paper's protocol" is said only for one pass (--no-second-look).
 
   coopseg evaluate --pred PRED --ref REF [--ref-codes auto|acdc|canonical]
       label maps in PRED (e.g. from coopseg segment) against REF/**/<name>_gt.nii.gz (or <name>.nii.gz);
@@ -57,7 +64,10 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
                         help="comma-separated subject folders, or 'validation': the model's own validation subjects "
                              "from its metadata (default: all in --data)")
     parser.add_argument("--copies", type=int, default=3, metavar="N", help="corrupted copies per ES frame (3)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="corruption seed of the artefact sets (default 0: the development seed, whose copies of "
+                             "the validation subjects chose the model, its levers and the second look; give any "
+                             "other value for figures to report)")
     parser.add_argument("--largest-component", action="store_true",
                         help="score label maps after keeping each structure's largest 3D component")
     add_second_look_option(parser)
@@ -67,6 +77,9 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
 
 
 def run(args: argparse.Namespace) -> int:
+    from CoopSegLib.data.corruption import DEVELOPMENT_SEED, DEVELOPMENT_SEED_NOTE
+    from CoopSegLib.evaluation.interval_report import interval_sections
+    from CoopSegLib.evaluation.protocol import Protocol
     from CoopSegLib.evaluation.report import markdown_report, rows_to_csv, write_text_atomically
     from CoopSegLib.evaluation.runner import evaluate_folders, evaluate_model
     from CoopSegLib.evaluation.test_sets import build_test_sets, parse_sets
@@ -84,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
         rows = evaluate_folders(args.pred, args.ref, args.ref_codes,
                                 say=lambda line: print(line, file=sys.stderr, flush=True))
         estimates = written_estimates(Path(args.pred))
+        protocol = Protocol(sets=tuple(dict.fromkeys(row.set for row in rows)),
+                            source=f"{args.pred} against {args.ref}")
     else:
         from CoopSegLib.bundle import recorded_subjects
+        from CoopSegLib.data.readers import list_acdc_subjects
         from CoopSegLib.inference.engine import Segmenter
 
         sets = parse_sets(args.sets, args.site)
@@ -101,13 +117,19 @@ def run(args: argparse.Namespace) -> int:
                               report=lambda case: print(f"{case.set}: {case.key}", file=sys.stderr, flush=True),
                               largest_component=args.largest_component, estimates=estimates,
                               second_look=args.second_look)
+        evaluated = list(dict.fromkeys(row.subject for row in rows if row.subject))
+        protocol = Protocol.of_model(segmenter.bundle, sets, evaluated or subjects or list_acdc_subjects(args.data),
+                                     args.seed, args.copies, args.second_look)
     output_dir = Path(args.output_dir)
-    table = markdown_report(rows)
-    table += quality_section(rows, estimates, "prediction" if by_files else "FTN+STN", output_dir)
-    csv_path = write_text_atomically(output_dir / "evaluation.csv", rows_to_csv(rows))
+    table = protocol.markdown() + "\n" + markdown_report(rows, protocol.title()) + interval_sections(rows)
+    table += quality_section(rows, estimates, "prediction" if by_files else "FTN+STN", output_dir,
+                             protocol.quality_label())
+    csv_path = write_text_atomically(output_dir / "evaluation.csv", rows_to_csv(rows, protocol.columns))
     markdown_path = write_text_atomically(output_dir / "evaluation.md", table)
     print(table)
     print(f"wrote {csv_path} and {markdown_path}", file=sys.stderr)
+    if protocol.model and protocol.artefact_sets and protocol.seed == DEVELOPMENT_SEED:
+        print(DEVELOPMENT_SEED_NOTE, file=sys.stderr)
     return 0
 
 
@@ -121,8 +143,9 @@ def written_estimates(predictions: Path) -> dict:
     return {(set_name, name): record.quality for name, record in table.items()}
 
 
-def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path) -> str:
-    """The Markdown section scoring the quality estimate, and DIR/quality_evaluation.csv; "" without estimates."""
+def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path, label: str = "") -> str:
+    """The Markdown section scoring the quality estimate, and DIR/quality_evaluation.csv; "" without estimates.
+    ``label`` follows the stage in its heading (``Protocol.quality_label``: in-sample or not)."""
     from CoopSegLib.evaluation.quality_scores import estimate_rows, markdown_quality, scores_by_set
     from CoopSegLib.evaluation.report import csv_text, write_text_atomically
     from CoopSegLib.evaluation.test_sets import TEST_SETS
@@ -133,5 +156,5 @@ def quality_section(rows: list, estimates: dict, stage: str, output_dir: Path) -
     write_text_atomically(output_dir / "quality_evaluation.csv",
                           csv_text(("set", "case", "dice", "estimate"),
                                    [(r["set"], r["case"], r["dice"], r["estimate"]) for r in scored]))
-    return (f"\n## Quality estimate ({stage})\n\n"
+    return (f"\n## Quality estimate ({stage}{label})\n\n"
             + markdown_quality(scores_by_set(scored, list(TEST_SETS))))

@@ -12,7 +12,7 @@ import io
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from CoopSegLib.atomic import write_atomically
 from CoopSegLib.errors import CoopSegError
@@ -31,9 +31,13 @@ class ScoreRow:
     structure: str  # "LV", "MYO", "RV"
     dice: float
     hd95: float  # mm; inf when the structure is missing from one side
+    subject: str = ""  # the person the case comes from (intervals resample subjects); "" when not known
+    frame: str = ""  # "ED" or "ES" where the data says so
+    group: str = ""  # ACDC's Info.cfg Group (NOR, MINF, DCM, HCM, RV) where there is one
 
 
 CSV_FIELDS = tuple(field.name for field in fields(ScoreRow))
+SCORE_FIELDS = CSV_FIELDS[:6]  # the columns of every evaluation.csv, the earliest included
 
 
 def write_text_atomically(path: PathLike, text: str) -> Path:
@@ -53,8 +57,13 @@ def csv_text(header: Sequence[str], records: Iterable[Sequence]) -> str:
     return buffer.getvalue()
 
 
-def rows_to_csv(rows: Iterable[ScoreRow]) -> str:
-    return csv_text(CSV_FIELDS, (astuple(row) for row in rows))
+def rows_to_csv(rows: Iterable[ScoreRow], columns: Optional[Callable[[ScoreRow], Mapping[str, object]]] = None) -> str:
+    """One line per row; ``columns`` (row -> column -> value) adds the columns that say how the row was made
+    (``evaluation.protocol.Protocol.columns``), the same names for every row."""
+    rows = list(rows)
+    extra = [dict(columns(row)) if columns else {} for row in rows]
+    header = CSV_FIELDS + (tuple(extra[0]) if extra else ())
+    return csv_text(header, (astuple(row) + tuple(more.values()) for row, more in zip(rows, extra)))
 
 
 def mean_score(values: Sequence[float]) -> float:
@@ -104,13 +113,18 @@ def set_title(name: str) -> str:
     return TEST_SETS.get(name, name)
 
 
-def markdown_report(rows: Sequence[ScoreRow]) -> str:
-    """Table 1's shape (mean Dice per test set and stage, and their average) and a per-structure table."""
+TABLE_TITLE = "Mean Dice over cases and structures (LV, MYO, RV), in the shape of Table 1 of Chen et al. (MICCAI 2021)"
+
+
+def markdown_report(rows: Sequence[ScoreRow], title: str = TABLE_TITLE) -> str:
+    """Table 1's shape (mean Dice per test set and stage, and their average) and a per-structure table.
+
+    ``title`` heads the first table: say there how the scores were made (``evaluation.protocol``)."""
     sets, stages = ordered_sets(rows), ordered_stages(rows)
     structures = [structure_name(code) for code in STRUCTURE_CODES]
     grouped = _grouped(rows)
     scores = set_scores(rows)
-    lines = ["Mean Dice over cases and structures (LV, MYO, RV), as in Table 1 of Chen et al. (MICCAI 2021)", "",
+    lines = [title, "",
              "| stage | " + " | ".join(set_title(s) for s in sets) + " | AVG |",
              "| --- |" + " ---: |" * (len(sets) + 1)]
     for stage in stages:
@@ -136,9 +150,11 @@ def markdown_report(rows: Sequence[ScoreRow]) -> str:
 
 
 def rows_from_csv(text: str) -> List[ScoreRow]:
-    """Score rows back from ``rows_to_csv`` text (e.g. written by another process)."""
+    """Score rows back from ``rows_to_csv`` text (e.g. written by another process, or an earlier version without
+    subject, frame and group); the protocol's columns after them are left out."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or tuple(reader.fieldnames) != CSV_FIELDS:
-        raise CoopSegError(f"score CSV: expected the columns {', '.join(CSV_FIELDS)}, got {reader.fieldnames}")
-    return [ScoreRow(r["set"], r["case"], r["stage"], r["structure"], float(r["dice"]), float(r["hd95"]))
+    if reader.fieldnames is None or tuple(reader.fieldnames[:len(SCORE_FIELDS)]) != SCORE_FIELDS:
+        raise CoopSegError(f"score CSV: expected the columns {', '.join(SCORE_FIELDS)}, got {reader.fieldnames}")
+    return [ScoreRow(r["set"], r["case"], r["stage"], r["structure"], float(r["dice"]), float(r["hd95"]),
+                     r.get("subject") or "", r.get("frame") or "", r.get("group") or "")
             for r in reader]

@@ -22,10 +22,11 @@ OUTPUT_SUFFIXES = ("_probabilities", "_entropy")  # extra files `coopseg segment
 
 
 def score_rows(set_name: str, case: str, stage: str, prediction: np.ndarray, reference: Volume,
-               distances: bool = True) -> List[ScoreRow]:
+               distances: bool = True, subject: str = "", frame: str = "", group: str = "") -> List[ScoreRow]:
     """Rows for one label map against its reference (Dice and HD95 per structure, at the reference's spacing)."""
     scores = overlap_scores(prediction, reference.array, reference.spacing, distances=distances)
-    return [ScoreRow(set_name, case, stage, structure_name(code), s.dice, s.hd95) for code, s in scores.items()]
+    return [ScoreRow(set_name, case, stage, structure_name(code), s.dice, s.hd95, subject, frame, group)
+            for code, s in scores.items()]
 
 
 def evaluate_model(segmenter: "Segmenter", cases: Iterable[EvaluationCase],
@@ -47,7 +48,8 @@ def evaluate_model(segmenter: "Segmenter", cases: Iterable[EvaluationCase],
         if estimates is not None:
             estimates[(case.set, case.key)] = result.quality.volume
         for attribute, stage in ((s.attribute, s.title) for s in ALL_STAGES):
-            rows += score_rows(case.set, case.key, stage, getattr(result, attribute), case.label, distances)
+            rows += score_rows(case.set, case.key, stage, getattr(result, attribute), case.label, distances,
+                               case.subject, case.frame, case.group)
     return rows
 
 

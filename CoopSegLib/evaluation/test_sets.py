@@ -46,6 +46,9 @@ class EvaluationCase:
     key: str  # subject_frame, plus _<kind>_<copy> for corrupted copies
     image: Volume
     label: Volume
+    subject: str = ""  # the person: bootstrap intervals resample these
+    frame: str = ""  # "ED" or "ES" where the data says so
+    group: str = ""  # ACDC's Info.cfg Group (NOR, MINF, DCM, HCM, RV) where there is one
 
 
 def parse_sets(text: str, site: Optional[PathLike] = None) -> List[str]:
@@ -78,10 +81,11 @@ def read_site(folder: PathLike) -> List[Case]:
     raise CoopSegError(f"{folder}: not an M&Ms (<code>_sa.nii.gz), nnU-Net (imagesTr/) or ACDC (patientNNN/) folder")
 
 
-def _labelled(case: Case) -> Case:
+def _evaluation_case(set_name: str, case: Case, key: str = "", image: Optional[Volume] = None) -> EvaluationCase:
     if case.label is None:
         raise CoopSegError(f"{case.source}: no reference label map to evaluate against")
-    return case
+    return EvaluationCase(set_name, key or case.key, case.image if image is None else image, case.label,
+                          case.subject, case.frame, str(case.metadata.get("group", "")))
 
 
 def build_test_sets(data: PathLike, sets: Sequence[str] = DEFAULT_SETS, subjects: Optional[Sequence[str]] = None,
@@ -100,19 +104,19 @@ def build_test_sets(data: PathLike, sets: Sequence[str] = DEFAULT_SETS, subjects
         if set_name == "clean":
             for subject in names:
                 for case in read_acdc_subject(data / subject, ("ED", "ES")):
-                    yield EvaluationCase("clean", case.key, case.image, _labelled(case).label)
+                    yield _evaluation_case("clean", case)
         elif set_name == "site":
             if site is None:
                 raise CoopSegError("the 'site' test set needs --site DIR (another site's labelled data)")
             for case in read_site(site):
-                yield EvaluationCase("site", case.key, case.image, _labelled(case).label)
+                yield _evaluation_case("site", case)
         elif set_name in CORRUPTIONS:
             for subject in names:
                 (case,) = read_acdc_subject(data / subject, ("ES",))
                 stem = strip_nifti_suffix(case.source)
                 for copy in range(1, copies + 1):
                     array = corrupt_volume(case.image, set_name, corruption_seed(seed, set_name, stem, copy))
-                    yield EvaluationCase(set_name, f"{case.key}_{set_name}_{copy}", Volume(array, case.image.affine),
-                                         _labelled(case).label)
+                    yield _evaluation_case(set_name, case, f"{case.key}_{set_name}_{copy}",
+                                           Volume(array, case.image.affine))
         else:
             raise CoopSegError(f"unknown test set {set_name!r}; choose from {', '.join(TEST_SETS)}")
