@@ -47,7 +47,7 @@ def segmented(tmp_path_factory):
 def test_the_cine_gets_its_curve_picture_and_indices_listed_among_the_written_files(segmented):
     out, printed, _ = segmented
     assert printed == [str(out / name) for name in ("heart.nii.gz", "heart_curve.csv", "heart_curve.png",
-                                                    "heart_indices.csv")]
+                                                    "heart_indices.csv", "quality.csv")]
     assert (out / "heart_curve.png").read_bytes().startswith(b"\x89PNG")
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
