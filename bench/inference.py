@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from machine import machine_fields  # noqa: E402  (bench/machine.py)
+from volume_options import add_volume_options, apply_volume_options  # noqa: E402  (bench/volume_options.py)
 from CoopSegLib.bundle import save_bundle  # noqa: E402
 from CoopSegLib.networks import CoopSegModel  # noqa: E402
 from CoopSegLib.data.geometry import MODEL_SIZE, MODEL_SPACING  # noqa: E402
@@ -51,21 +52,14 @@ def random_bundle(folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="NIfTI or NRRD image")
-    parser.add_argument("--model", type=Path, help="bundle (default: paper widths, random weights)")
+    add_volume_options(parser, DEFAULT_INPUT, "bundle (default: paper widths, random weights)")
     parser.add_argument("--repeats", type=int, default=10, help="timed volumes, after --warmup untimed ones")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     parser.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
-    parser.add_argument("--stage", default="stn", choices=["ftn", "stn"])
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args()
 
-    if not args.input.is_file():
-        parser.error(f"{args.input}: not found (pass --input, or provide ../shared/data)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_volume_options(parser, args)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         bundle = args.model or random_bundle(scratch)

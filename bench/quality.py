@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from machine import machine_fields  # noqa: E402  (bench/machine.py)
+from volume_options import add_volume_options, apply_volume_options  # noqa: E402  (bench/volume_options.py)
 from CoopSegLib.data.images import read_image  # noqa: E402
 from CoopSegLib.inference.engine import Segmenter  # noqa: E402
 
@@ -34,17 +35,10 @@ DEFAULT_INPUT = REPO.parent / "shared" / "data" / "ACDC" / "training" / "patient
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="NIfTI or NRRD image")
-    parser.add_argument("--model", type=Path, help="bundle (default: the shipped model)")
+    add_volume_options(parser, DEFAULT_INPUT, "bundle (default: the shipped model)")
     parser.add_argument("--repeats", type=int, default=10, help="timed pairs, after one untimed warm-up pair")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--stage", default="stn", choices=["ftn", "stn"])
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args()
-    if not args.input.is_file():
-        parser.error(f"{args.input}: not found (pass --input, or provide ../shared/data)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_volume_options(parser, args)
     segmenter = Segmenter(args.model, device=args.device)
     image = read_image(args.input)
     times = {False: [], True: []}

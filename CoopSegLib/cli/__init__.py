@@ -19,15 +19,6 @@ from CoopSegLib.errors import CoopSegError
 SUBCOMMANDS: tuple = ("segment", "evaluate", "indices", "corrupt", "calibrate")
 
 
-def add_second_look_option(parser: argparse.ArgumentParser) -> None:
-    """--second-look / --no-second-look, on by default as in the Slicer module: a flagged result costs up to two
-    more passes, and a spiked image that would come back empty gets a usable answer."""
-    parser.add_argument("--second-look", action=argparse.BooleanOptionalAction, default=True,
-                        help="while the quality estimate flags a result for review, segment again with an in-plane blur "
-                             "(sigma 1.5, then 3 px) and keep the answer with the highest estimate (rescues spiked "
-                             "images; on by default, --no-second-look segments once)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coopseg",

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, List
 
+from CoopSegLib.cli.options import add_device_option, add_model_option
 from CoopSegLib.errors import CoopSegError
 
 
@@ -30,14 +31,14 @@ bundle does not record are refused: the estimate must be fitted on data the mode
 test sets (bias, ghosting, motion, spike: --copies corrupted ES frames each), printing AUROC for Dice < 0.7 and
 the mean absolute error per set; --samples FILE keeps the measurements (JSON lines).""",
     )
-    parser.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle folder to calibrate")
+    add_model_option(parser, required=True, help="model bundle folder to calibrate")
     parser.add_argument("--data", required=True, metavar="DIR", help="ACDC-layout folder holding the subjects")
     parser.add_argument("--subjects", default="validation", metavar="LIST",
                         help="'validation' (default: the bundle's recorded validation subjects) or a comma-separated "
                              "list of subject folders the bundle was not trained on")
     parser.add_argument("--levels", type=int, default=1, metavar="N", help="severities per perturbation (1)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="perturbation seed (default 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    add_device_option(parser)
     parser.add_argument("--samples", metavar="FILE", help="also write the measured samples here (JSON lines)")
     parser.add_argument("--cross-validate", action="store_true",
                         help="also report leave-one-subject-out AUROC and error on clean and artefact sets")

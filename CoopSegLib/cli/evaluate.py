@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from CoopSegLib.cli import add_second_look_option
+from CoopSegLib.cli.options import add_device_option, add_model_option, add_ref_codes_option, add_second_look_option
 from CoopSegLib.errors import CoopSegError
 
 
@@ -50,11 +50,8 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     )
     parser.add_argument("--pred", metavar="DIR", help="folder of predicted label maps (canonical codes)")
     parser.add_argument("--ref", metavar="DIR", help="folder (searched recursively) of reference label maps")
-    parser.add_argument("--ref-codes", choices=("auto", "canonical", "acdc", "mnms"), default="auto",
-                        help="label codes of the --ref files: canonical (1 LV, 2 MYO, 3 RV; mnms is the same), "
-                             "acdc (ACDC's _gt files: 1 RV, 2 MYO, 3 LV), or auto (default): told from how the "
-                             "references agree with the predictions, said on stderr, refused when unclear")
-    parser.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the shipped model)")
+    add_ref_codes_option(parser, "the predictions")
+    add_model_option(parser)
     parser.add_argument("--data", metavar="DIR", help="ACDC-layout folder to build the test sets from")
     parser.add_argument("--sets", default="all",
                         help="comma-separated test sets: clean, site, bias, ghosting, motion, spike, spike_paper, "
@@ -71,7 +68,7 @@ absent from one side gives Dice 0 and HD95 inf (counted, not averaged, in the ta
     parser.add_argument("--largest-component", action="store_true",
                         help="score label maps after keeping each structure's largest 3D component")
     add_second_look_option(parser)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
+    add_device_option(parser)
     parser.add_argument("--output-dir", metavar="DIR", default=".", help="where to write the CSV and Markdown (.)")
     parser.set_defaults(func=run)
 

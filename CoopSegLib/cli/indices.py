@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, List
 
+from CoopSegLib.cli.options import add_ref_codes_option
 from CoopSegLib.errors import CoopSegError
 
 
@@ -26,10 +27,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("es", metavar="ES", help="end-systolic label map")
     parser.add_argument("--ref-ed", metavar="FILE", help="reference (e.g. manual) end-diastolic label map")
     parser.add_argument("--ref-es", metavar="FILE", help="reference end-systolic label map")
-    parser.add_argument("--ref-codes", choices=("auto", "canonical", "acdc", "mnms"), default="auto",
-                        help="label codes of the reference files: canonical (1 LV, 2 MYO, 3 RV; mnms is the same), "
-                             "acdc (ACDC's _gt files: 1 RV, 2 MYO, 3 LV), or auto (default): told from how the "
-                             "references agree with ED and ES, said on stderr, refused when unclear")
+    add_ref_codes_option(parser, "ED and ES")
     parser.add_argument("--output", metavar="FILE", help="write the table as .csv or .json")
     parser.set_defaults(func=run)
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-from CoopSegLib.cli import add_second_look_option
+from CoopSegLib.cli.options import (add_device_option, add_label_like_option, add_model_option,
+                                    add_second_look_option)
 from CoopSegLib.errors import CoopSegError
 
 EXIT_SOME_FAILED = 1  # some inputs could not be segmented; the others were written
@@ -37,17 +38,16 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file(s): .nii, .nii.gz, .nrrd, .nhdr")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the label maps")
-    parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: the shipped model)")
+    add_model_option(parser)
     parser.add_argument("--stage", choices=("ftn", "stn"), default="stn",
                         help="stn: FTN refined by the shape network (default); ftn: the fast network alone")
     add_second_look_option(parser)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N] (or gpu)")
+    add_device_option(parser)
     parser.add_argument("--probabilities", action="store_true", help="also write per-class probabilities")
     parser.add_argument("--entropy", action="store_true", help="also write the per-voxel entropy")
     parser.add_argument("--largest-component", action="store_true",
                         help="keep each structure's largest connected 3D component (the rest becomes background)")
-    parser.add_argument("--allow-label-like-input", action="store_true",
-                        help="segment an input that looks like a label map instead of refusing it (flagged review)")
+    add_label_like_option(parser)
     parser.add_argument("--max-slices", type=int, default=None, metavar="N",
                         help="slices per forward pass, at least 1 (bounds memory; default 32)")
     parser.set_defaults(func=run)

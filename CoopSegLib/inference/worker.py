@@ -81,6 +81,7 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from CoopSegLib.cli.options import add_device_option, add_label_like_option, add_model_option
     from CoopSegLib.errors import CoopSegError
 
     parser = argparse.ArgumentParser(prog="python -m CoopSegLib.inference.worker",
@@ -88,12 +89,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      "stdout (see the module docstring).")
     parser.add_argument("input", metavar="INPUT", help="image file (.nii, .nii.gz, .nrrd, .nhdr)")
     parser.add_argument("--output-dir", required=True, metavar="DIR")
-    parser.add_argument("--model", metavar="BUNDLE", help="model bundle folder (default: the shipped model)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    add_model_option(parser)
+    add_device_option(parser)
     parser.add_argument("--second-look", action="store_true",
                         help="segment a flagged result again on an in-plane-blurred input (as coopseg segment)")
-    parser.add_argument("--allow-label-like-input", action="store_true",
-                        help="segment an input that looks like a label map instead of refusing it (as coopseg segment)")
+    add_label_like_option(parser)
     args = parser.parse_args(argv)
     try:
         done = run(args.input, args.output_dir, args.model, args.device, args.second_look, args.allow_label_like_input)
