@@ -159,6 +159,17 @@ class TrainingRun:
         self.best_step: Optional[int] = None
         self.elapsed_before = 0.0  # wall time of the run before this process resumed it
         self.last_checkpoint_step: Optional[int] = None
+        # Set by set_up (the trainer) and start (the step plan and its bookkeeping), before the first step.
+        self.trainer: Optional[CooperativeTrainer] = None
+        self.total = 0  # steps planned
+        self.order: Optional[TrainingOrder] = None
+        self.logbook: Optional[Logbook] = None  # rank 0 only
+        self.progress: Optional[Progress] = None
+        self.slices_per_step = 0
+        self.outcome: Optional[TrainingOutcome] = None
+        self.started = self.tick = 0.0  # perf_counter at the start, and at the end of the last step
+        self.window: Dict[str, List[float]] = defaultdict(list)  # loss values since the last log line
+        self.window_time, self.window_steps = 0.0, 0
 
     def run(self, resume: bool) -> TrainingOutcome:
         self.set_up(resume)
@@ -234,7 +245,7 @@ class TrainingRun:
         self.slices_per_step = train.batch_size * (2 if train.paired else 1) * group.world_size
         self.outcome = TrainingOutcome(self.run_dir, trainer.step, self.total, None)
         self.started = time.perf_counter()
-        self.window: Dict[str, List[float]] = defaultdict(list)  # loss values since the last log line
+        self.window = defaultdict(list)
         self.window_time, self.window_steps = 0.0, 0
         self.tick = time.perf_counter()
 
