@@ -72,15 +72,15 @@ def mean_dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([dice(prediction == code, truth == code) for code in (1, 2, 3)]))
 
 
-def with_training_record(bundle, folder, train, validation, steps=100):
+def with_training_record(bundle, folder, train, validation, steps=100, seed=40):
     """A copy of ``bundle`` at ``folder`` whose metadata says it trained on ``train`` and validated on ``validation``
-    for ``steps`` steps (what Training/train.py records)."""
+    for ``steps`` steps with ``seed`` (what Training/train.py records)."""
     import json
     import shutil
 
     path = Path(shutil.copytree(bundle, folder))
     metadata = json.loads((path / "metadata.json").read_text())
-    metadata["training"] = {"run": path.name, "steps": steps, "weights_from_step": steps, "seed": 40,
+    metadata["training"] = {"run": path.name, "steps": steps, "weights_from_step": steps, "seed": seed,
                             "device": "cpu", "wall_time_s": 60.0,
                             "data": {"frames": ["ED", "ES"], "train_subjects": list(train),
                                      "validation_subjects": list(validation)},

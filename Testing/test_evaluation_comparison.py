@@ -116,3 +116,57 @@ def test_score_rows_survive_a_csv_round_trip():
     assert rows_from_csv(rows_to_csv(rows)) == rows
     with pytest.raises(CoopSegError, match="expected the columns"):
         rows_from_csv("set,case\nclean,a\n")
+
+
+def fold_rows(gain: float, subjects=("s1", "s2", "s3", "s4"), spread: float = 0.0):
+    """Score rows of two methods on clean and two artefact sets: cooperative = standard + gain (+- spread)."""
+    from CoopSegLib.evaluation.report import ScoreRow
+
+    rows = {"standard": [], "cooperative": []}
+    for number, subject in enumerate(subjects):
+        for set_name in ("clean", "bias", "motion"):
+            for structure in ("LV", "MYO", "RV"):
+                base = 0.7 + 0.05 * number
+                offset = gain + (spread if number % 2 else -spread)
+                for method, value in (("standard", base), ("cooperative", base + offset)):
+                    rows[method].append(ScoreRow(set_name, f"{subject}_{set_name}", "FTN+STN", structure, value,
+                                                 1.0, subject))
+    return rows
+
+
+def test_fold_summary_pairs_within_folds_and_says_what_the_evidence_allows():
+    from CoopSegLib.evaluation.comparison import INCONCLUSIVE, FoldSummary
+
+    clear = FoldSummary({40: fold_rows(0.02), 20: fold_rows(0.04)}, "standard", "cooperative")
+    overall = clear.difference("FTN+STN", "corrupted AVG")
+    assert overall.mean == pytest.approx(0.03) and overall.low == pytest.approx(0.03)  # no spread: a point
+    assert clear.difference("FTN+STN", "clean", fold=20).mean == pytest.approx(0.04)
+    assert clear.verdict() == "helps"
+    assert FoldSummary({40: fold_rows(-0.02), 20: fold_rows(-0.01)}, "standard", "cooperative").verdict() == "hurts"
+    mixed = FoldSummary({40: fold_rows(0.01, spread=0.1), 20: fold_rows(-0.01, spread=0.1)}, "standard",
+                        "cooperative")
+    interval = mixed.difference("FTN+STN", "corrupted AVG")
+    assert interval.low < 0 < interval.high and mixed.verdict() == INCONCLUSIVE
+    table = clear.markdown()
+    assert "| mean over folds | FTN+STN |" in table and "cooperative training **helps**" in table
+
+
+@needs_acdc
+def test_reproduce_table1_over_folds_scores_each_fold_on_its_own_test_subjects(tmp_path, bundle, capsys):
+    subjects = sorted(p.name for p in ACDC_ROOT.iterdir() if p.is_dir())
+    folds = {40: (subjects[:-2], subjects[-2]), 20: (subjects[1:-1], subjects[0])}  # each leaves one subject out
+    arguments = ["--data", str(ACDC_ROOT), "--device", "cpu", "--output", str(tmp_path / "folds.md")]
+    for seed, (train, _) in folds.items():
+        runs = [with_training_record(bundle, tmp_path / f"{method}{seed}.coopseg", train, subjects[-1:] if seed == 40
+                                     else subjects[-1:], seed=seed) for method in ("standard", "cooperative")]
+        arguments += ["--fold", *map(str, runs)]
+    assert reproduce_table1.main(arguments) == 0
+    with open(tmp_path / "folds.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    tested = {row["method"].split("@")[1]: row["case"].split("_")[0] for row in rows}
+    assert tested == {"40": folds[40][1], "20": folds[20][1]}
+    text = (tmp_path / "folds.md").read_text()
+    assert "| mean over folds | FTN+STN | +0.0000 |" in text  # the same weights in both arms
+    assert "cooperative training **inconclusive at this budget**" in text
+    assert reproduce_table1.main([*arguments[:6], "--fold", *arguments[7:9], "--fold", *arguments[7:9]]) == 2
+    assert "trained with seed 40" in capsys.readouterr().err

@@ -5,8 +5,15 @@
     python Training/reproduce_table1.py --data DATA --standard runs/short_acdc10_standard \\
         --cooperative runs/short_acdc10_cooperative --output docs/table1.md
 
-The two runs must share the protocol (training and validation subjects, steps, seed); the test subjects are every
-subject in DATA that neither run trained or validated on. Each test case (clean ED and ES frames; ES frames under
+The paper's three folds (issue: is the claim answered?): one --fold STANDARD COOPERATIVE per fold (split seeds 40,
+20, 10), each pair scored on its own test subjects, then the paired difference per fold and its mean over folds with
+a 95% interval (bootstrap over test subjects within folds) and a verdict:
+
+    python Training/reproduce_table1.py --data DATA --fold runs/std40 runs/coop40 --fold runs/std20 runs/coop20 \
+        --fold runs/std10 runs/coop10 --output docs/table1_folds.md
+
+The two runs of a fold must share the protocol (training and validation subjects, steps, seed); the test subjects
+are every subject in DATA that neither run trained or validated on. Each test case (clean ED and ES frames; ES frames under
 the four TorchIO artefacts) is built once and segmented by both models. Writes the Markdown table (``--output``)
 and every score (the same name with .csv).
 """
@@ -115,8 +122,10 @@ Every Dice score (per case, stage and structure) is in `{Path(args.output).with_
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, metavar="DIR", help="ACDC training/ folder (patientNNN/ folders)")
-    parser.add_argument("--standard", required=True, metavar="RUN", help="run folder or bundle of standard training")
-    parser.add_argument("--cooperative", required=True, metavar="RUN", help="run folder or bundle of cooperative")
+    parser.add_argument("--standard", metavar="RUN", help="run folder or bundle of standard training (one fold)")
+    parser.add_argument("--cooperative", metavar="RUN", help="run folder or bundle of cooperative training")
+    parser.add_argument("--fold", nargs=2, action="append", metavar=("STANDARD", "COOPERATIVE"),
+                        help="one fold's two runs (repeat per fold); the table then covers every fold")
     parser.add_argument("--copies", type=int, default=1, metavar="N", help="corrupted copies per ES frame (1)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (0)")
     parser.add_argument("--max-subjects", type=int, default=0, metavar="N",
@@ -124,6 +133,11 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", default="docs/table1.md", metavar="FILE", help="Markdown table (docs/table1.md)")
     args = parser.parse_args(argv)
+    if bool(args.fold) == bool(args.standard or args.cooperative) or (not args.fold and not (
+            args.standard and args.cooperative)):
+        parser.error("give --standard and --cooperative (one fold), or one --fold STANDARD COOPERATIVE per fold")
+    if args.fold:
+        return folds_main(args)
     try:
         from CoopSegLib.evaluation.comparison import Comparison, comparison_csv, evaluate_methods
         from CoopSegLib.evaluation.report import write_text_atomically
@@ -154,6 +168,76 @@ def main(argv=None) -> int:
         return 2
     print(table)
     print(f"wrote {output} and {output.with_suffix('.csv')}", file=sys.stderr)
+    return 0
+
+
+def score_fold(args, standard: str, cooperative: str) -> tuple:
+    """(protocol, metadata, test subjects, score rows by method) of one fold's two runs."""
+    from CoopSegLib.evaluation.comparison import evaluate_methods
+    from CoopSegLib.evaluation.test_sets import build_test_sets
+    from CoopSegLib.inference import Segmenter
+
+    paths = {"standard": bundle_path(standard), "cooperative": bundle_path(cooperative)}
+    metadata = {name: read_metadata(path) for name, path in paths.items()}
+    protocol = shared_protocol(metadata["standard"], metadata["cooperative"])
+    subjects = test_subjects(Path(args.data), protocol, args.max_subjects)
+    segmenters = {name: Segmenter(path, device=args.device) for name, path in paths.items()}
+    total = len(subjects) * (2 + (len(SETS) - 1) * args.copies)
+    done = []
+
+    def report(case) -> None:
+        done.append(case)
+        print(f"fold {protocol['seed']}: case {len(done)}/{total}: {case.set} {case.key}", file=sys.stderr,
+              flush=True)
+
+    cases = build_test_sets(args.data, SETS, subjects, args.copies, args.seed)
+    return protocol, metadata, subjects, evaluate_methods(segmenters, cases, report)
+
+
+def folds_main(args) -> int:
+    """Every fold's table, the paired differences and the verdict, in one document (and every score in CSV)."""
+    try:
+        from CoopSegLib.evaluation.comparison import FoldSummary, comparison_csv
+        from CoopSegLib.evaluation.report import write_text_atomically
+
+        scored = {}
+        runs = []
+        for standard, cooperative in args.fold:
+            protocol, metadata, subjects, rows = score_fold(args, standard, cooperative)
+            if protocol["seed"] in scored:
+                raise CoopSegError(f"two --fold pairs were trained with seed {protocol['seed']}; give each fold once")
+            scored[protocol["seed"]] = rows
+            for name, meta in metadata.items():
+                record, config = meta["training"], recorded_objective(meta)
+                runs.append(f"| {protocol['seed']} | {name} | {record['run']} | {record['steps']} | "
+                            f"{record['weights_from_step']} | {config['learning_rate']:g} | {record['device']} | "
+                            f"{record['wall_time_s'] / 60:.0f} min | {len(subjects)} |")
+        summary = FoldSummary(scored, "standard", "cooperative")
+        table = summary.markdown()
+        output = Path(args.output)
+        every = {f"{name}@{fold}": group for fold, rows in scored.items() for name, group in rows.items()}
+        write_text_atomically(output.with_suffix(".csv"), comparison_csv(every))
+        write_text_atomically(output, f"""# Table 1 over the paper's folds: standard vs cooperative training
+
+Mean Dice over cases and the three structures (LV, MYO, RV) on each fold's ACDC subjects outside training, one
+pass (no second look: the paper's protocol). Clean: ED and ES frames; artefacts: ES frames corrupted {args.copies}
+time(s) each with TorchIO at the paper's parameters (corruption seed {args.seed}). A fold is named by the seed that
+drew its 10 training subjects.
+
+{table}
+## Runs
+
+| fold | method | run | steps | weights from step | Adam lr | device | training wall time | test subjects |
+| ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |
+{chr(10).join(runs)}
+
+Every Dice score (per fold, method, case, stage and structure) is in `{output.with_suffix('.csv').name}`.
+""")
+    except CoopSegError as error:
+        print(f"reproduce_table1.py: {error}", file=sys.stderr)
+        return 2
+    print(table)
+    print(f"wrote {args.output} and {Path(args.output).with_suffix('.csv')}", file=sys.stderr)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Every case (a clean frame or a corrupted copy) is built once and segmented by every model, so the methods are
 scored on identical inputs. "corrupted AVG" is the mean over the artefact sets (bias, ghosting, motion, spike):
-the paper's claim is about those. ``SeedSummary`` repeats a comparison over training seeds: mean ± SD.
+the paper's claim is about those. ``SeedSummary`` repeats a comparison over training seeds: mean ± SD;
+``FoldSummary`` over the paper's three folds, with paired differences and their intervals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from CoopSegLib.evaluation.test_sets import EvaluationCase
 from CoopSegLib.vocabulary import STN
 
 if TYPE_CHECKING:
+    from CoopSegLib.evaluation.intervals import Interval
     from CoopSegLib.inference import Segmenter
 
 REFINED = STN.title
@@ -154,3 +156,90 @@ class SeedSummary:
             lines.append(f"| {first.proposed} - {first.baseline} | {stage} | "
                          + " | ".join(_format_mean_sd(v, signed=True) for v in cells) + " |")
         return "\n".join(lines) + "\n"
+
+
+INCONCLUSIVE = "inconclusive at this budget"
+
+
+@dataclass(frozen=True)
+class FoldSummary:
+    """Table 1 over the paper's folds (10 training subjects drawn by split seeds 40, 20, 10), each fold's two
+    models scored on that fold's own test subjects; the paired difference proposed - baseline per fold, and its
+    mean over folds with a 95% interval from a bootstrap over test subjects within folds
+    (``intervals.stratified_paired_difference``)."""
+
+    rows: Dict[int, Dict[str, List[ScoreRow]]]  # fold (split seed) -> method -> score rows
+    baseline: str
+    proposed: str
+
+    def comparison(self, fold: int) -> Comparison:
+        return Comparison.of(self.rows[fold], self.baseline, self.proposed)
+
+    @property
+    def first(self) -> Comparison:
+        if not self.rows:
+            raise ValueError("a fold summary needs at least one fold's scores")
+        return self.comparison(next(iter(self.rows)))
+
+    def _by_subject(self, fold: int, method: str, stage: str, sets: Sequence[str]) -> Dict[str, List[float]]:
+        grouped: Dict[str, List[float]] = {}
+        for row in self.rows[fold][method]:
+            if row.stage == stage and row.set in sets:
+                grouped.setdefault(row.subject or row.case, []).append(row.dice)
+        return grouped
+
+    def sets_of(self, name: str) -> List[str]:
+        """The sets behind a column: one set, "AVG" (all) or "corrupted AVG" (the artefact sets)."""
+        first = self.first
+        return {"AVG": first.sets, "corrupted AVG": first.corrupted_sets}.get(name, [name])
+
+    def difference(self, stage: str, column: str, fold: Optional[int] = None) -> "Interval":
+        """proposed - baseline on a column (``sets_of``), in one fold or the mean over folds, with its interval."""
+        from CoopSegLib.evaluation.intervals import stratified_paired_difference
+
+        sets = self.sets_of(column)
+        folds = list(self.rows) if fold is None else [fold]
+        return stratified_paired_difference([(self._by_subject(f, self.proposed, stage, sets),
+                                              self._by_subject(f, self.baseline, stage, sets)) for f in folds])
+
+    def verdict(self, stage: str = REFINED, column: str = "corrupted AVG") -> str:
+        """"helps" or "hurts" when the interval of the mean difference over folds excludes 0, else inconclusive."""
+        interval = self.difference(stage, column)
+        if math.isnan(interval.low):
+            return INCONCLUSIVE
+        return "helps" if interval.low > 0 else "hurts" if interval.high < 0 else INCONCLUSIVE
+
+    def markdown(self) -> str:
+        first = self.first
+        columns = [*first.sets, "AVG", "corrupted AVG"]
+        header = [set_title(c) if c in first.sets else c for c in columns]
+        lines = ["| fold | method | stage | " + " | ".join(header) + " |",
+                 "| ---: | --- | --- |" + " ---: |" * len(header)]
+        for fold in self.rows:
+            comparison = self.comparison(fold)
+            for method in (self.baseline, self.proposed):
+                for stage in first.stages:
+                    values = [comparison.score(method, s, stage) for s in first.sets]
+                    values += [comparison.average(method, stage),
+                               comparison.average(method, stage, comparison.corrupted_sets)]
+                    lines.append(f"| {fold} | {method} | {stage} | " + " | ".join(format_dice(v) for v in values)
+                                 + " |")
+        lines += ["", f"Paired difference {self.proposed} - {self.baseline} (95% interval: bootstrap over test "
+                  "subjects within folds):", "",
+                  "| fold | stage | " + " | ".join(header) + " |", "| --- | --- |" + " ---: |" * len(header)]
+        for fold in [*self.rows, None]:
+            for stage in first.stages:
+                cells = [self.difference(stage, c, fold) for c in columns]
+                name = "mean over folds" if fold is None else str(fold)
+                lines.append(f"| {name} | {stage} | " + " | ".join(_signed_interval(i) for i in cells) + " |")
+        lines += ["", f"Verdict ({REFINED}, corrupted AVG): cooperative training **{self.verdict()}** "
+                  f"({_signed_interval(self.difference(REFINED, 'corrupted AVG'))} over {len(self.rows)} fold(s))."]
+        return "\n".join(lines) + "\n"
+
+
+def _signed_interval(interval: "Interval") -> str:
+    if math.isnan(interval.mean):
+        return "n/a"
+    if math.isnan(interval.low):
+        return f"{interval.mean:+.4f}"
+    return f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"

@@ -90,6 +90,50 @@ def paired_difference(values: Mapping[str, Sequence[float]], baseline: Mapping[s
     return Interval(mean, low, high, len(shared))
 
 
+def _paired_arrays(values: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]]) -> tuple:
+    """Per shared subject: the sums and counts of both sides (subjects without values on both sides dropped)."""
+    rows = []
+    for subject in values:
+        if subject not in baseline:
+            continue
+        a = [v for v in values[subject] if not math.isnan(v)]
+        b = [v for v in baseline[subject] if not math.isnan(v)]
+        if a and b:
+            rows.append((sum(a), len(a), sum(b), len(b)))
+    return np.asarray(rows, np.float64).reshape(-1, 4)
+
+
+def stratified_paired_difference(strata: Sequence[tuple], resamples: int = RESAMPLES, seed: int = SEED,
+                                 level: float = LEVEL) -> Interval:
+    """The mean over strata (e.g. the folds of Table 1) of each stratum's paired difference ``values`` minus
+    ``baseline`` (``strata``: (values, baseline) pairs of subject -> values), with a bootstrap interval that draws
+    subjects with replacement within each stratum: every fold keeps its own test subjects and its own models.
+
+    >>> fold = ({"a": [0.9], "b": [0.8]}, {"a": [0.85], "b": [0.8]})
+    >>> round(stratified_paired_difference([fold, fold]).mean, 4)
+    0.025
+    """
+    arrays = [_paired_arrays(values, baseline) for values, baseline in strata]
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    subjects = sum(len(a) for a in arrays)
+
+    def difference(a: np.ndarray) -> np.ndarray:  # rows of (sum_a, n_a, sum_b, n_b) summed over the last-but-one axis
+        return a[..., 0] / a[..., 1] - a[..., 2] / a[..., 3]
+
+    mean = float(np.mean([difference(a.sum(axis=0)) for a in arrays]))
+    if any(len(a) < 2 for a in arrays):
+        return Interval(mean, math.nan, math.nan, subjects)
+    generator = np.random.default_rng(seed)
+    statistics = np.zeros(resamples)
+    for a in arrays:
+        drawn = generator.integers(0, len(a), size=(resamples, len(a)))
+        statistics += difference(a[drawn].sum(axis=1))
+    low, high = _percentiles(statistics / len(arrays), level)
+    return Interval(mean, low, high, subjects)
+
+
 def by_subject(pairs: Sequence[tuple]) -> Dict[str, list]:
     """(subject, value) pairs -> subject -> values, in first-seen order."""
     grouped: Dict[str, list] = {}
