@@ -334,9 +334,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def boundPreviewSlice(self, volume) -> None:
         """The preview's slice index runs over the input's slices along the model's stack axis (the largest
-        spacing, which need not be K). Needs CoopSegLib's geometry (it imports torch): until torch is there the box
-        is left as it is, and the preview itself refuses an index out of range."""
-        if volume is None or not dependenciesPresent():
+        spacing, which need not be K), from CoopSegLib's geometry (numpy only: no torch on the GUI thread)."""
+        if volume is None:
             return
         from CoopSegMRML.volumes import stack_slice_count
 
@@ -523,8 +522,9 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
         self._sceneLogic = None
 
     def resultsFor(self, volume):
-        """The volume's result nodes, or None (also when torch is not installed yet: then there are none)."""
-        if volume is None or not dependenciesPresent():
+        """The volume's result nodes, or None. MRML only: the scene logic imports torch only when a preview needs
+        the model, so choosing an input never loads it on the GUI thread."""
+        if volume is None:
             return None
         return self.sceneLogic().results(volume)
 

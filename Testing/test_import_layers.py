@@ -20,7 +20,7 @@ PROBE = """
 import json, sys
 import torch
 with_torch = set(sys.modules)
-import CoopSegLib.inference, CoopSegLib.inference.worker
+import CoopSegLib.inference.engine, CoopSegLib.inference.previews, CoopSegLib.inference.worker
 print(json.dumps({"torch": sorted(with_torch), "ours": sorted(set(sys.modules) - with_torch)}))
 """
 
@@ -52,3 +52,25 @@ def test_the_lazy_packages_still_give_every_name_they_list():
     for package in (cooperative, data):
         assert all(getattr(package, name) is not None for name in package.__all__)
         assert set(package.__all__) <= set(dir(package))
+
+
+SLICER_PROBE = """
+import json, sys
+sys.path.insert(0, "CoopSeg")
+import slicer
+import CoopSegMRML.logic, CoopSegMRML.previews, CoopSegMRML.tables
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_slicer_logic_loads_without_torch():
+    """Choosing an input, showing results and reading the worker's events run on Slicer's GUI thread: the scene
+    logic and what it imports load no torch (the model is imported when a preview first needs it)."""
+    import pytest
+
+    pytest.importorskip("slicer", reason="slicer-core is not installed")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", SLICER_PROBE], capture_output=True, text=True, check=True, cwd=REPO,
+                         env=environment)
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "CoopSegMRML.logic" in modules and "torch" not in modules

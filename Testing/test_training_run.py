@@ -236,7 +236,7 @@ def test_bad_data_folder_stops_before_training_with_one_line(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_gpu_is_a_setting_problem_found_before_the_data(tmp_path):
-    from CoopSegLib.runtime import NO_CUDA
+    from CoopSegLib.devices import NO_CUDA
 
     result = train_py("--device", "cuda", "--set", "train.steps=2", "--output-root", str(tmp_path / "runs"))
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [

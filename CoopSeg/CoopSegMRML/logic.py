@@ -32,9 +32,8 @@ import slicer
 import CoopSegLib
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices
-from CoopSegLib.inference import Segmenter, preview_hard_example
 from CoopSegLib.inference.worker import command
-from CoopSegLib.runtime import DEVICES, device_choice
+from CoopSegLib.devices import DEVICES, device_choice
 from CoopSegLib.quality_file import QualityRecord, read_quality_file, record_from_row
 from CoopSegLib.vocabulary import ALL_STAGES
 from CoopSegLib.weights import default_bundle, has_default_bundle, no_default_model
@@ -116,7 +115,7 @@ class CoopSegSceneLogic:
         self.scene = scene
         self.python = python or sys.executable
         self.launch = launch
-        self._segmenters: Dict[Tuple[str, str], Segmenter] = {}
+        self._segmenters: Dict[Tuple[str, str], Any] = {}  # (model, device) -> Segmenter
 
     # --- the model ------------------------------------------------------------------------------------------
     @staticmethod
@@ -135,11 +134,13 @@ class CoopSegSceneLogic:
         except ValueError as error:
             raise CoopSegError(str(error)) from None
 
-    def segmenter(self, model: str = "", device: str = "auto") -> Segmenter:
+    def segmenter(self, model: str = "", device: str = "auto"):
         """The model bundle folder ``model`` ("" = the shipped default) loaded in this process on ``device``
         (auto / cpu / gpu), for previews; kept loaded for the next one."""
         key = (str(self.model_path(model)), self._device(device))
         if key not in self._segmenters:
+            from CoopSegLib.inference import Segmenter  # torch: imported when a preview first needs the model
+
             self._segmenters[key] = Segmenter(key[0], device=key[1])
         return self._segmenters[key]
 
@@ -361,6 +362,8 @@ class CoopSegSceneLogic:
                 soft_factor: float = 0.0, seed: int = 0, model: str = "", device: str = "auto") -> PreviewNodes:
         """Corrupted image and segmentation nodes of slice ``slice_index`` (along the input's stack axis)."""
         array, affine = volume_image(volume_node)
+        from CoopSegLib.inference import preview_hard_example
+
         preview = preview_hard_example(self.segmenter(model, device), array, affine, slice_index, scheme, fraction,
                                        soft_factor, seed)
         image = self._find("vtkMRMLScalarVolumeNode", "preview image", volume_node)

@@ -4,12 +4,15 @@ one-slice node lying exactly on that slice of the input (so the views overlay th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from CoopSegLib.inference import HardExamplePreview
 from CoopSegMRML.segmentations import place_beside, segmentation_from_labels
 from CoopSegMRML.volumes import add_volume, ijk_to_ras, set_geometry
+
+if TYPE_CHECKING:  # torch: the preview itself is computed by CoopSegLib when asked for
+    from CoopSegLib.inference import HardExamplePreview
 
 SCHEME_LABELS = {"dropout": "random dropout", "channel": "targeted channel", "spatial": "targeted spatial"}
 
@@ -27,7 +30,7 @@ class PreviewNodes:
     segmentation: object  # vtkMRMLSegmentationNode: argmax of p_hat, the corrupted segmentation
 
 
-def preview_nodes(scene, volume_node, preview: HardExamplePreview, existing: PreviewNodes = None) -> PreviewNodes:
+def preview_nodes(scene, volume_node, preview: "HardExamplePreview", existing: PreviewNodes = None) -> PreviewNodes:
     """Make (or refill ``existing``) preview nodes for ``preview``, computed from ``volume_node``."""
     affine = slice_affine(ijk_to_ras(volume_node), preview.axis, preview.slice_index)
     image = np.expand_dims(preview.corrupted_image.astype(np.float32), preview.axis)

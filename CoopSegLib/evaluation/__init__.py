@@ -3,26 +3,26 @@
 MONAI, nibabel and TorchIO are imported when a metric is computed, a file read or a corrupted set made.
 """
 
-from CoopSegLib.evaluation.indices import ClinicalIndices, clinical_indices, compare_indices, voxel_volume_ml
-from CoopSegLib.evaluation.metrics import OverlapScores, overlap_scores
-from CoopSegLib.evaluation.report import ScoreRow, markdown_report, rows_to_csv
-from CoopSegLib.evaluation.runner import evaluate_folders, evaluate_model
-from CoopSegLib.evaluation.test_sets import DEFAULT_SETS, TEST_SETS, EvaluationCase, build_test_sets
+from CoopSegLib.lazy import lazy_names
 
-__all__ = [
-    "DEFAULT_SETS",
-    "TEST_SETS",
-    "ClinicalIndices",
-    "EvaluationCase",
-    "OverlapScores",
-    "ScoreRow",
-    "build_test_sets",
-    "clinical_indices",
-    "compare_indices",
-    "evaluate_folders",
-    "evaluate_model",
-    "markdown_report",
-    "overlap_scores",
-    "rows_to_csv",
-    "voxel_volume_ml",
-]
+# Names load on first use (``CoopSegLib.lazy``): the Slicer module's clinical indices (numpy only) do not import
+# the runner, and through it torch and the inference package.
+_HOMES = {
+    "ClinicalIndices": "CoopSegLib.evaluation.indices",
+    "clinical_indices": "CoopSegLib.evaluation.indices",
+    "compare_indices": "CoopSegLib.evaluation.indices",
+    "voxel_volume_ml": "CoopSegLib.evaluation.indices",
+    "OverlapScores": "CoopSegLib.evaluation.metrics",
+    "overlap_scores": "CoopSegLib.evaluation.metrics",
+    "ScoreRow": "CoopSegLib.evaluation.report",
+    "markdown_report": "CoopSegLib.evaluation.report",
+    "rows_to_csv": "CoopSegLib.evaluation.report",
+    "evaluate_folders": "CoopSegLib.evaluation.runner",
+    "evaluate_model": "CoopSegLib.evaluation.runner",
+    "DEFAULT_SETS": "CoopSegLib.evaluation.test_sets",
+    "TEST_SETS": "CoopSegLib.evaluation.test_sets",
+    "EvaluationCase": "CoopSegLib.evaluation.test_sets",
+    "build_test_sets": "CoopSegLib.evaluation.test_sets",
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -14,7 +14,7 @@ from typing import Any, List
 import torch
 import torch.distributed as dist
 
-from CoopSegLib.runtime import canonical_device_name
+from CoopSegLib.devices import canonical_device_name
 
 
 @dataclass(frozen=True)
