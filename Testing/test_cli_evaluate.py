@@ -45,6 +45,10 @@ def test_folders_of_label_maps_against_acdc_coded_references(tmp_path, capsys):
     assert float(rows["RV"]["hd95"]) == 0.0 and rows["LV"]["case"] == "patient001_frame01"
     table = (out / "evaluation.md").read_text()
     assert table in capsys.readouterr().out and "| prediction |" in table
+    # No model: the protocol says the maps came from files, no role or second look is claimed, cases are the units
+    assert "label maps read from files" in table and "each case is resampled as its own unit" in table
+    assert {(row["role"], row["second_look"], row["weights_sha256"]) for row in rows.values()} == {("unknown", "", "")}
+    assert "the paper's protocol" not in table and "Development figures" not in table
 
 
 def write_reference_study(folder, coding):

@@ -122,3 +122,17 @@ def test_corrupt_says_when_the_development_seed_makes_the_copies(tmp_path, capsy
     assert DEVELOPMENT_SEED_NOTE not in capsys.readouterr().err
     fresh = nib.load(str(tmp_path / "b" / "volume_bias_1.nii.gz")).get_fdata()
     assert not np.allclose(fresh, nib.load(str(tmp_path / "a" / "volume_bias_1.nii.gz")).get_fdata())
+
+
+def test_score_csvs_with_and_without_the_new_columns_read_back():
+    from CoopSegLib.evaluation.report import ScoreRow, rows_from_csv, rows_to_csv
+
+    rows = [ScoreRow("spike", "p1_ES_spike_1", "FTN+STN", "LV", 0.5, 3.0, "p1", "ES", "DCM")]
+    protocol = Protocol(model="m", weights_sha256="abc", second_look=True, sets=("spike",), seed=3, copies=1,
+                        roles={"p1": "held out"})
+    text = rows_to_csv(rows, protocol.columns)
+    assert text.splitlines()[0].endswith("subject,frame,group,role,model,weights_sha256,second_look,seed,copies")
+    assert text.splitlines()[1].endswith("p1,ES,DCM,held out,m,abc,on,3,1")
+    assert rows_from_csv(text) == rows
+    earlier = "set,case,stage,structure,dice,hd95\nspike,p1_ES_spike_1,FTN+STN,LV,0.5,3\n"  # before issue 27
+    assert rows_from_csv(earlier) == [ScoreRow("spike", "p1_ES_spike_1", "FTN+STN", "LV", 0.5, 3.0)]

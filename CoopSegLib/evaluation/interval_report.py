@@ -83,8 +83,10 @@ def interval_sections(rows: Sequence[ScoreRow]) -> str:
     """The Markdown sections described in the module docstring ("" without rows)."""
     if not rows:
         return ""
-    lines = ["", f"## {HEADER}", "", "| set | stage | subjects | cases | mean Dice [95%] |",
-             "| --- | --- | ---: | ---: | ---: |"]
+    lines = ["", f"## {HEADER}", ""]
+    if not any(row.subject for row in rows):
+        lines += ["No subjects are known (label maps read from files): each case is resampled as its own unit.", ""]
+    lines += ["| set | stage | subjects | cases | mean Dice [95%] |", "| --- | --- | ---: | ---: | ---: |"]
     stages = ordered_stages(rows)
     for set_name in ordered_sets(rows):
         for stage in stages:
