@@ -10,8 +10,9 @@ torch.cuda.empty_cache() after every step), for side-by-side figures on the same
 flipped, or torch.compile of the encoders and decoders) side by side in one run: two trainers with identical
 weights take turns on the same batch, so a machine that gets busier slows both alike; the first step's losses of
 both are printed to show the change leaves the maths alone.
-The last line printed is JSON: median_s (seconds per step), peak_rss_mb, and the settings used (with --compare:
-each trainer's median_s and slices_per_s, and the speed-up).
+The last line printed is JSON: median_s (seconds per step), median_cpu_s (CPU seconds of this process per step:
+on a machine shared with other work, steadier than wall time), peak_rss_mb and the settings used; with --compare
+also the changed step's figures under "changed", and speedup and cpu_speedup (today's seconds over the changed).
 """
 
 from __future__ import annotations
@@ -46,17 +47,18 @@ def make_trainer(args: argparse.Namespace, channels_last, compile: bool) -> Coop
 
 
 def timed_step(trainer: CooperativeTrainer, images: torch.Tensor, labels: torch.Tensor, baseline: bool, seed: int):
-    """One training step's seconds and losses; ``seed`` fixes its input noise and masking draws."""
+    """One training step's wall seconds, CPU seconds of this process and losses; ``seed`` fixes its input noise and
+    masking draws."""
     torch.manual_seed(seed)
     synchronise(trainer.device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     losses = trainer.train_step(images, labels)
     if baseline:
         gc.collect()
         if trainer.device.type == "cuda":
             torch.cuda.empty_cache()
     synchronise(trainer.device)
-    return time.perf_counter() - start, losses
+    return time.perf_counter() - start, time.process_time() - start_cpu, losses
 
 
 def settings_fields(trainer: CooperativeTrainer, compile: bool) -> dict:
@@ -101,6 +103,7 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
     times = {name: [] for name in trainers}
+    cpu_times = {name: [] for name in trainers}
     for step in range(args.warmup + args.steps):
         timed = step >= args.warmup
         cells = []
@@ -109,19 +112,23 @@ def main() -> None:
         results = {name: timed_step(trainers[name], images, labels, args.baseline, args.seed + step)
                    for name in order}
         for name in trainers:
-            elapsed, losses = results[name]
+            elapsed, cpu, losses = results[name]
             if timed:
                 times[name].append(elapsed)
-            cells.append(f"{name} {elapsed:.3f} s, loss {losses['total']:.6f}" if len(trainers) > 1
-                         else f"{elapsed:.3f} s, loss {losses['total']:.4f}")
+                cpu_times[name].append(cpu)
+            cells.append(f"{name} {elapsed:.3f} s (CPU {cpu:.3f} s), loss {losses['total']:.6f}" if len(trainers) > 1
+                         else f"{elapsed:.3f} s (CPU {cpu:.3f} s), loss {losses['total']:.4f}")
         print(f"step {step + 1}{'' if timed else ' (warm-up)'}: " + " | ".join(cells), flush=True)
 
     median = {name: statistics.median(values) for name, values in times.items()}
+    median_cpu = {name: statistics.median(values) for name, values in cpu_times.items()}
     today = trainers["today"]
     result = {
         "median_s": round(median["today"], 4),
         "steps_per_s": round(1.0 / median["today"], 3),
         "samples_per_s": round(args.batch / median["today"], 1),
+        # CPU seconds of this process: on a machine shared with other work, steadier than wall time
+        "median_cpu_s": round(median_cpu["today"], 4),
         **machine_fields(device),
         **settings_fields(today, args.compile),
         "baseline": args.baseline,
@@ -136,8 +143,10 @@ def main() -> None:
             "compare": args.compare,
             "changed": {"median_s": round(median["changed"], 4),
                         "samples_per_s": round(args.batch / median["changed"], 1),
+                        "median_cpu_s": round(median_cpu["changed"], 4),
                         **settings_fields(changed, compiled["changed"])},
             "speedup": round(median["today"] / median["changed"], 3),
+            "cpu_speedup": round(median_cpu["today"] / median_cpu["changed"], 3),
         })
     if device.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
