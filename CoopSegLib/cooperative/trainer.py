@@ -1,7 +1,7 @@
 """The trainer: owns the model, the cooperative objective, one Adam optimiser over every module, and the numerics.
 
-One step = forward of L_std + L_hard, one backward, one optimiser step. bf16 autocast and channels_last are used
-where they help (GPUs with bf16, CPUs with native bf16); the step does no per-iteration gc.collect() or
+One step = forward of L_std + L_hard, one backward, one optimiser step. bf16 autocast is used where it helps (GPUs
+with bf16, CPUs with native bf16), channels_last everywhere by default; the step does no per-iteration gc.collect() or
 torch.cuda.empty_cache() (the authors' code did both: they cost time and free nothing the allocator would not reuse).
 """
 

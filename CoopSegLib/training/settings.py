@@ -94,7 +94,7 @@ class TrainSettings:
     init_from: Optional[str] = None  # a model bundle (or "shipped") whose weights start a new run (not on --resume)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     precision: str = "auto"  # auto (bf16 where it is fast), bf16, fp32
-    channels_last: Optional[bool] = None  # None: where it helps (CUDA, bf16 CPUs)
+    channels_last: Optional[bool] = None  # None: on (runtime.default_channels_last); false: contiguous NCHW
     compile: bool = False
     workers: Union[int, str] = "auto"  # DataLoader worker processes; auto: 4 on CUDA, 0 (main process) on CPU
 
