@@ -34,6 +34,8 @@ from CoopSegLib.inference import Segmenter, preview_hard_example
 from CoopSegLib.inference.worker import command
 from CoopSegLib.runtime import DEVICES, device_choice
 from CoopSegLib.weights import default_bundle, has_default_bundle
+from CoopSegMRML.cine import (Cine, CurveNodes, add_curve_nodes, add_segmentation_sequence, cine_image, cine_of,
+                             fill_curve, read_frame_quality, remove_from_browser, sequence_labels)
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
 from CoopSegMRML.quality import QualityEstimate, read_quality
 from CoopSegMRML.segmentations import labels_from_segmentation, place_beside, segmentation_from_labels
@@ -47,6 +49,13 @@ RUN_ATTRIBUTE = "CoopSeg.Run"
 INPUT_REFERENCE = "CoopSegInput"
 INITIAL_REFERENCE = "CoopSegInitial"  # refined node -> its initial node
 TABLE_REFERENCE = "CoopSegVolumes"  # refined node -> its volume table
+SEQUENCE_REFERENCE = "CoopSegSequence"  # a cine's proxy segmentation node -> its segmentation sequence
+CURVE_REFERENCE = "CoopSegCurve"  # a cine's refined proxy -> its curve table (marks, chart, indices table after it)
+MARKS_REFERENCE, CHART_REFERENCE, INDICES_REFERENCE = "CoopSegMarks", "CoopSegChart", "CoopSegIndices"
+# On a cine's refined segmentation sequence: ED / ES frames as last computed, per-frame quality, review threshold.
+ED_ATTRIBUTE, ES_ATTRIBUTE = "CoopSeg.ED", "CoopSeg.ES"
+QUALITY_ATTRIBUTE = "CoopSeg.FrameQuality"  # space-separated, one per frame
+THRESHOLD_ATTRIBUTE = "CoopSeg.QualityThreshold"
 INPUT_NAME = "input"  # the temporary input file's name; the worker's outputs are named after it
 NO_DEFAULT_MODEL = ("This CoopSeg install has no default model (its weights folder is missing): choose a model "
                     "bundle folder (a *.coopseg folder; train one with python Training/train.py).")
@@ -59,9 +68,22 @@ class ResultNodes:
     table: Any  # vtkMRMLTableNode: per-segment volumes and Dice initial vs refined
     device: str = ""
     quality: Optional[QualityEstimate] = None  # when the worker's folder held a quality estimate
+    cine: Optional["CineResult"] = None  # for a cine input: its curve, ED / ES and indices
 
     def node(self, stage: str):
         return self.refined if stage == "refined" else self.initial
+
+
+@dataclass
+class CineResult:
+    """What a cine's run adds: the segmentation sequences behind the proxy nodes, the volume curve (table, marks,
+    plot chart), the indices table, and the analysis they show (``CoopSegLib.evaluation.cine.CineAnalysis``)."""
+
+    initial_sequence: Any
+    refined_sequence: Any
+    curve: CurveNodes
+    indices: Any  # vtkMRMLTableNode: ED and ES frames, then EDV, ESV, SV, EF of both ventricles, LV mass
+    analysis: Any
 
 
 @dataclass
@@ -71,7 +93,8 @@ class SegmentationJob:
     process: WorkerProcess
     volume: Any  # the input volume node
     output: Any  # the segmentation node to overwrite, or None to make new nodes
-    shape: Tuple[int, ...]  # the input's array shape when the job started
+    shape: Tuple[int, ...]  # the input's array shape when the job started ((X, Y, Z, T) for a cine)
+    cine: Optional[Cine] = None  # the sequence the input volume is the proxy of
 
     def status(self) -> Status:
         """Progress and state, read without waiting (call it from the GUI's timer)."""
@@ -144,7 +167,11 @@ class CoopSegSceneLogic:
         model_path, torch_device = self.model_path(model), self._device(device)
         if output is not None and not self.scene.IsNodePresent(output):
             raise CoopSegError("the chosen output segmentation is not in the scene")
-        array, affine = volume_image(volume_node)
+        cine = cine_of(volume_node) if volume_node is not None else None
+        if cine is not None and output is not None:
+            raise CoopSegError(f"'{volume_node.GetName()}' is a cine: its results are always new segmentation "
+                               "sequences; choose Create new segmentation")
+        array, affine = cine_image(cine, volume_node) if cine is not None else volume_image(volume_node)
         folder = tempfile.mkdtemp(prefix="CoopSeg-")
         try:
             input_path = write_nifti(array, affine, Path(folder) / f"{INPUT_NAME}.nii.gz")
@@ -155,7 +182,7 @@ class CoopSegSceneLogic:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return SegmentationJob(process, volume_node, output, tuple(array.shape))
+        return SegmentationJob(process, volume_node, output, tuple(array.shape), cine)
 
     def poll(self, job: SegmentationJob) -> Status:
         """The job's status, read without waiting (the GUI's timer calls this). When its input volume (or the
@@ -201,6 +228,13 @@ class CoopSegSceneLogic:
                     raise CoopSegError(f"the worker's {stage} labels have shape {labels[stage].shape}, the input "
                                        f"{job.shape}; nothing was added")
             quality = self._quality(files)
+            if job.cine is not None:
+                if job.cine.frames != job.shape[3] or cine_of(volume) is None:
+                    raise CoopSegError(f"cine '{volume.GetName()}' changed while it was being segmented; nothing "
+                                       "was added")
+                frame_quality = read_frame_quality(files.get("curve"), job.shape[3])
+                return self._import_cine(volume, job.cine, labels["initial"], labels["refined"],
+                                         job.process.result, quality, frame_quality)
             return self._import(volume, labels["initial"], labels["refined"], job.process.result["device"],
                                 job.output, quality)
         finally:
@@ -250,6 +284,92 @@ class CoopSegSceneLogic:
         result = ResultNodes(nodes["initial"], nodes["refined"], table, device, quality)
         self.show(result, "refined")
         return result
+
+    def _import_cine(self, volume, cine: Cine, initial: np.ndarray, refined: np.ndarray, done: Dict[str, Any],
+                     quality: Optional[QualityEstimate], frame_quality) -> ResultNodes:
+        """A cine's labels as two segmentation sequences in the input's browser (proxies "<volume> initial (FTN)"
+        and "<volume> refined (FTN+STN)"), the ED frame's volume table, the volume curve and the indices; all or
+        nothing."""
+        from CoopSegLib.evaluation.cine import analyse_cine
+
+        name = volume.GetName()
+        created, sequences = [], {}
+        run = self._next_run()
+        try:
+            nodes = {}
+            for stage, labels in (("initial", initial), ("refined", refined)):
+                title = self.scene.GenerateUniqueName(f"{name} {STAGE_TITLES[stage]}")
+                nodes[stage] = add_segmentation_sequence(self.scene, cine, title, labels, volume, created,
+                                                         {ROLE_ATTRIBUTE: stage, RUN_ATTRIBUTE: str(run)})
+                sequences[stage] = cine.browser.GetSequenceNode(nodes[stage])
+                nodes[stage].SetNodeReferenceID(SEQUENCE_REFERENCE, sequences[stage].GetID())
+            _, affine = volume_image(volume)
+            threshold = done.get("threshold")
+            analysis = analyse_cine(refined, affine, frame_quality, threshold=threshold)
+            table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", self.scene.GenerateUniqueName(
+                f"{name} segment volumes (ED frame {analysis.ed})"))
+            created.append(table)
+            ed = analysis.ed
+            fill_segment_volume_table(table, segment_volume_rows(initial[..., ed], refined[..., ed], affine))
+            curve = add_curve_nodes(self.scene, name, analysis, created)
+            indices = self.scene.AddNewNodeByClass("vtkMRMLTableNode", self.scene.GenerateUniqueName(
+                f"{name} clinical indices"))
+            created.append(indices)
+            fill_cine_indices(indices, analysis)
+            for node in (table, *curve.nodes(), indices):
+                place_beside(node, volume)
+            roles = (("initial", nodes["initial"]), ("refined", nodes["refined"]), ("volumes", table),
+                     ("curve", curve.curve), ("indices", indices))
+            for role, node in roles:
+                node.SetAttribute(ROLE_ATTRIBUTE, role)
+                node.SetAttribute(RUN_ATTRIBUTE, str(run))
+                node.SetNodeReferenceID(INPUT_REFERENCE, volume.GetID())
+            refined_node = nodes["refined"]
+            refined_node.SetNodeReferenceID(INITIAL_REFERENCE, nodes["initial"].GetID())
+            refined_node.SetNodeReferenceID(TABLE_REFERENCE, table.GetID())
+            for reference, node in ((CURVE_REFERENCE, curve.curve), (MARKS_REFERENCE, curve.marks),
+                                    (CHART_REFERENCE, curve.chart), (INDICES_REFERENCE, indices)):
+                refined_node.SetNodeReferenceID(reference, node.GetID())
+            # On the sequence (a proxy takes its attributes from the frame shown), saved with the scene: the curve
+            # is redrawn with its quality after edits.
+            if frame_quality is not None:
+                sequences["refined"].SetAttribute(QUALITY_ATTRIBUTE, " ".join(f"{q:.4f}" for q in frame_quality))
+            if threshold is not None:
+                sequences["refined"].SetAttribute(THRESHOLD_ATTRIBUTE, f"{float(threshold):.4f}")
+        except BaseException:
+            for sequence in sequences.values():
+                remove_from_browser(cine, sequence)
+            for node in reversed(created):
+                if self.scene.IsNodePresent(node):
+                    self.scene.RemoveNode(node)
+            raise
+        cine_result = CineResult(sequences["initial"], sequences["refined"], curve, indices, analysis)
+        result = ResultNodes(nodes["initial"], nodes["refined"], table, done["device"], quality, cine_result)
+        self.show(result, "refined")
+        return result
+
+    def cine_indices(self, volume_node, ed: Optional[int] = None, es: Optional[int] = None) -> CineResult:
+        """Recompute the newest cine result of ``volume_node`` from its refined segmentation sequence as it is now
+        (Segment Editor edits count): curve, marks and indices, with ED and ES found (largest / smallest LV
+        cavity) or the frames given (a user overriding them; kept for the next call)."""
+        from CoopSegLib.evaluation.cine import analyse_cine
+
+        result = self.results(volume_node)
+        if result is None or result.cine is None:
+            raise CoopSegError(f"segment the cine '{volume_node.GetName() if volume_node else ''}' first (Apply)")
+        sequence = result.cine.refined_sequence
+        labels = sequence_labels(sequence, volume_node)
+        quality_text = sequence.GetAttribute(QUALITY_ATTRIBUTE)
+        quality = [float(q) for q in quality_text.split()] if quality_text else None
+        threshold_text = sequence.GetAttribute(THRESHOLD_ATTRIBUTE)
+        analysis = analyse_cine(labels, volume_image(volume_node)[1], quality, ed, es,
+                                float(threshold_text) if threshold_text else None)
+        fill_curve(result.cine.curve, analysis)
+        fill_cine_indices(result.cine.indices, analysis)
+        sequence.SetAttribute(ED_ATTRIBUTE, str(analysis.ed))
+        sequence.SetAttribute(ES_ATTRIBUTE, str(analysis.es))
+        result.cine.analysis = analysis
+        return result.cine
 
     def _overwrite(self, output, made: Dict[str, Any], rows, volume, created) -> Tuple[Dict[str, Any], Any]:
         """Move the new content into ``output`` and its partners (those it has; new nodes stand in for the rest);
@@ -323,7 +443,20 @@ class CoopSegSceneLogic:
         initial, table = refined.GetNodeReference(INITIAL_REFERENCE), refined.GetNodeReference(TABLE_REFERENCE)
         if initial is None or table is None:
             return None
-        return ResultNodes(initial, refined, table)
+        return ResultNodes(initial, refined, table, cine=self._cine_result(initial, refined))
+
+    @staticmethod
+    def _cine_result(initial, refined) -> Optional[CineResult]:
+        """The cine nodes a refined proxy node references (None for a volume's result); the analysis is filled
+        in by ``cine_indices``."""
+        sequences = [node.GetNodeReference(SEQUENCE_REFERENCE) for node in (initial, refined)]
+        parts = [refined.GetNodeReference(reference) for reference in (CURVE_REFERENCE, MARKS_REFERENCE,
+                                                                       CHART_REFERENCE, INDICES_REFERENCE)]
+        if None in sequences or None in parts:
+            return None
+        chart = parts[2]
+        series = [chart.GetNthPlotSeriesNode(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
+        return CineResult(sequences[0], sequences[1], CurveNodes(parts[0], parts[1], chart, series), parts[3], None)
 
     @staticmethod
     def show(result: ResultNodes, stage: str) -> None:
@@ -374,3 +507,11 @@ class CoopSegSceneLogic:
         table.SetNodeReferenceID("CoopSegES", es_volume.GetID())
         place_beside(table, ed_volume)
         return table, indices
+
+
+def fill_cine_indices(table, analysis) -> None:
+    """A cine's indices table: its ED and ES frames, then ``clinical_indices`` of those frames."""
+    fill_clinical_index_table(table, analysis.indices, [("End-diastolic frame (largest LV cavity)", analysis.ed,
+                                                         "frame"),
+                                                        ("End-systolic frame (smallest LV cavity)", analysis.es,
+                                                         "frame")])
