@@ -68,7 +68,10 @@ class CoopSeg(ScriptedLoadableModule):
             "Segments the LV cavity, LV myocardium and RV cavity in short-axis cardiac MR, slice by slice: a fast "
             "first guess (FTN) and its shape-refined version (FTN+STN), side by side. Also previews the latent-space "
             "hard examples the model was trained with, and computes EDV, ESV, SV, EF and LV mass from the ED and ES "
-            "phases. See <a href='https://github.com/coopseg/SlicerCoopSeg#in-3d-slicer'>the documentation</a>.")
+            "phases. A cine (a volume sequence, e.g. a 4D NIfTI; Slicer 5.6 or newer) is segmented frame by frame "
+            "into segmentation sequences in the same sequence browser, with the LV and RV volume curve in a plot "
+            "chart and ED (largest LV cavity), ES (smallest) and the indices in a table. "
+            "See <a href='https://github.com/coopseg/SlicerCoopSeg#in-3d-slicer'>the documentation</a>.")
         self.parent.acknowledgementText = (
             "Method: C. Chen et al., Cooperative Training and Latent Space Data Augmentation for Robust Medical Image "
             "Segmentation, MICCAI 2021.")
@@ -218,6 +221,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.previewButton.connect("clicked(bool)", self.onPreview)
         self.ui.indicesButton.connect("clicked(bool)", self.onIndices)
+        self.ui.cineFindButton.connect("clicked(bool)", lambda: self.onCineIndices(chosen=False))
+        self.ui.cineIndicesButton.connect("clicked(bool)", lambda: self.onCineIndices(chosen=True))
         self.ui.showInitialRadioButton.connect("toggled(bool)", self.onStageToggled)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onGuiChanged)
@@ -326,6 +331,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.boundPreviewSlice(volume)
         result = self.logic.resultsFor(volume)
         self.ui.segmentTableView.setMRMLTableNode(result.table if result else None)
+        self.showCine(volume, result)
         self.updateButtons()
 
     def boundPreviewSlice(self, volume) -> None:
@@ -347,6 +353,9 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = running
         self.ui.previewButton.enabled = hasInput and not running
         self.ui.indicesButton.enabled = bool(node and node.edVolume and node.esVolume) and not running
+        cineResult = self.logic.resultsFor(node.inputVolume) if hasInput else None
+        hasCine = cineResult is not None and cineResult.cine is not None
+        self.ui.cineFindButton.enabled = self.ui.cineIndicesButton.enabled = hasCine and not running
         self.ui.applyButton.toolTip = ("Segment the input volume." if hasInput else "Select an input volume first.")
 
     # --- segmenting -----------------------------------------------------------------------------------------
@@ -400,6 +409,11 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.segmentTableView.setMRMLTableNode(result.table)
                 self.showQuality(result.quality)
                 slicer.util.setSliceViewerLayers(background=volume, fit=True)
+                if result.cine is not None:
+                    self.showCine(volume, result)
+                    self.ui.cineCollapsibleButton.collapsed = False
+                    # vtkSlicerPlotsLogic::ShowChartInLayout (Slicer 5.6+): a layout with a plot view, this chart.
+                    slicer.modules.plots.logic().ShowChartInLayout(result.cine.curve.chart)
                 self.ui.statusLabel.text = "Done"
             if self.ui.statusLabel.text != "Done":
                 self.ui.statusLabel.text = "Failed"
@@ -429,6 +443,45 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         result = self.logic.resultsFor(self._parameterNode.inputVolume if self._parameterNode else None)
         if result is not None:
             self.logic.sceneLogic().show(result, stage)
+
+    # --- cines ---------------------------------------------------------------------------------------------
+    def showCine(self, volume, result) -> None:
+        """For a cine input: its frame count, and (once segmented) the ED / ES frames and the indices table."""
+        cine = None
+        if volume is not None and dependenciesPresent():
+            from CoopSegMRML.cine import cine_of
+
+            cine = cine_of(volume)
+        if cine is None:
+            self.ui.cineLabel.text = ("The input is a single volume. Choose a cine (the proxy volume of a volume "
+                                      "sequence, e.g. a 4D NIfTI) to segment every frame.")
+            self.ui.cineIndicesTableView.setMRMLTableNode(None)
+            return
+        self.ui.cineLabel.text = f"The input is a cine of {cine.frames} frames: Apply segments every frame."
+        for box in (self.ui.cineEdSpinBox, self.ui.cineEsSpinBox):
+            box.minimum, box.maximum = 0, cine.frames - 1
+        if result is None or result.cine is None:
+            self.ui.cineIndicesTableView.setMRMLTableNode(None)
+            return
+        analysis = result.cine.analysis
+        if analysis is None:  # a result found again (e.g. a reopened scene): recompute from its sequence
+            analysis = self.logic.sceneLogic().cine_indices(volume, keep=True).analysis
+        self.ui.cineEdSpinBox.value, self.ui.cineEsSpinBox.value = analysis.ed, analysis.es
+        self.ui.cineIndicesTableView.setMRMLTableNode(result.cine.indices)
+        self.ui.cineLabel.text = (f"The input is a cine of {cine.frames} frames. ED frame {analysis.ed}, ES frame "
+                                  f"{analysis.es}" + (f"; frames flagged for review: "
+                                                      f"{', '.join(map(str, analysis.flagged))}"
+                                                      if analysis.flagged else "") + ".")
+
+    def onCineIndices(self, chosen: bool) -> None:
+        """Recompute the cine's curve and indices from its refined sequence as edited, with ED / ES found anew or
+        the frames in the spin boxes."""
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the cine's indices.", waitCursor=True):
+            ed = self.ui.cineEdSpinBox.value if chosen else None
+            es = self.ui.cineEsSpinBox.value if chosen else None
+            self.logic.sceneLogic().cine_indices(node.inputVolume, ed, es)
+            self.showCine(node.inputVolume, self.logic.resultsFor(node.inputVolume))
 
     # --- hard examples and indices --------------------------------------------------------------------------
     def onPreview(self) -> None:

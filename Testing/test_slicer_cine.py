@@ -149,3 +149,13 @@ def test_cancelling_a_cine_adds_nothing(cine):
         logic.import_result(job)
     assert {name: scene.GetNumberOfNodesByClass(name) for name in counts} == counts
     assert browser.GetNumberOfSynchronizedSequenceNodes() == synchronised
+
+
+def test_frames_a_user_chose_are_kept_with_the_result(cine):
+    _, logic, _, _, proxy, _, _ = cine
+    logic.cine_indices(proxy, ed=0, es=2)
+    again = logic.cine_indices(proxy, keep=True)  # e.g. the module reopening a saved scene's result
+    assert (again.analysis.ed, again.analysis.es) == (0, 2)
+    found = logic.cine_indices(proxy)
+    lv = [frame.lv_ml for frame in found.analysis.frames]
+    assert (found.analysis.ed, found.analysis.es) == (int(np.argmax(lv)), int(np.argmin(lv)))

@@ -9,6 +9,10 @@ segmentation node is passed as ``output``, which is then overwritten (with its i
 and the edits made to them, are never replaced without the caller asking. Previews (a fraction of a second) run
 in this process.
 
+A cine input (the proxy volume of a sequence browser's volume sequence, ``CoopSegMRML.cine``) goes to the worker as
+one 4D file; its results are segmentation sequences synchronised in the same browser, a volume curve (tables and a
+plot chart) and an indices table from ED and ES (``cine_indices`` recomputes them after edits or with chosen frames).
+
 Everything here runs on slicer-core in plain Python (the tests do) as well as inside Slicer. Result nodes point back
 to their input through the node reference ``INPUT_REFERENCE``, carry their role in ``ROLE_ATTRIBUTE`` and the run
 that wrote them in ``RUN_ATTRIBUTE``; the refined node references its initial node and table.
@@ -348,16 +352,22 @@ class CoopSegSceneLogic:
         self.show(result, "refined")
         return result
 
-    def cine_indices(self, volume_node, ed: Optional[int] = None, es: Optional[int] = None) -> CineResult:
+    def cine_indices(self, volume_node, ed: Optional[int] = None, es: Optional[int] = None,
+                     keep: bool = False) -> CineResult:
         """Recompute the newest cine result of ``volume_node`` from its refined segmentation sequence as it is now
         (Segment Editor edits count): curve, marks and indices, with ED and ES found (largest / smallest LV
-        cavity) or the frames given (a user overriding them; kept for the next call)."""
+        cavity) or the frames given (a user overriding them). The frames used are stored on the sequence (saved
+        with the scene); ``keep``: use those stored frames where ``ed`` / ``es`` are not given."""
         from CoopSegLib.evaluation.cine import analyse_cine
 
         result = self.results(volume_node)
         if result is None or result.cine is None:
             raise CoopSegError(f"segment the cine '{volume_node.GetName() if volume_node else ''}' first (Apply)")
         sequence = result.cine.refined_sequence
+        if keep:
+            stored = [sequence.GetAttribute(name) for name in (ED_ATTRIBUTE, ES_ATTRIBUTE)]
+            ed = int(stored[0]) if ed is None and (stored[0] or "").isdigit() else ed
+            es = int(stored[1]) if es is None and (stored[1] or "").isdigit() else es
         labels = sequence_labels(sequence, volume_node)
         quality_text = sequence.GetAttribute(QUALITY_ATTRIBUTE)
         quality = [float(q) for q in quality_text.split()] if quality_text else None
