@@ -42,7 +42,8 @@ from CoopSegMRML.cine import (Cine, CurveNodes, add_curve_nodes, add_segmentatio
                              fill_curve, read_frame_quality, remove_from_browser, sequence_labels)
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
 from CoopSegMRML.quality import QualityEstimate, read_quality
-from CoopSegMRML.segmentations import labels_from_segmentation, place_beside, segmentation_from_labels
+from CoopSegMRML.segmentations import (NodeState, labels_from_segmentation, place_beside,
+                                       segmentation_from_labels)
 from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_table, segment_volume_rows
 from CoopSegMRML.volumes import volume_image
 from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, Launcher, Status, WorkerProcess
@@ -383,29 +384,34 @@ class CoopSegSceneLogic:
 
     def _overwrite(self, output, made: Dict[str, Any], rows, volume, created) -> Tuple[Dict[str, Any], Any]:
         """Move the new content into ``output`` and its partners (those it has; new nodes stand in for the rest);
-        the last step of an import, after everything that can fail."""
+        the last step of an import. All or nothing: each existing node's state is captured first and put back if
+        any step fails, so a failure after the first node leaves every existing node as it was."""
         partners = {"refined": output, "initial": output.GetNodeReference(INITIAL_REFERENCE)}
+        targets = {stage: node for stage, node in partners.items()
+                   if node is not None and node.IsA("vtkMRMLSegmentationNode")}
         table = output.GetNodeReference(TABLE_REFERENCE)
-        kept = dict(made)
-        for stage, target in partners.items():
-            if target is None or not target.IsA("vtkMRMLSegmentationNode"):
-                continue
-            place_beside(target, volume)
-            target.GetSegmentation().DeepCopy(made[stage].GetSegmentation())
-            target.SetReferenceImageGeometryParameterFromVolumeNode(volume)
-            if target.GetDisplayNode() is None:
-                target.CreateDefaultDisplayNodes()
-            self.scene.RemoveNode(made[stage])
-            created.remove(made[stage])
-            kept[stage] = target
-        if table is not None and table.IsA("vtkMRMLTableNode"):
-            fill_segment_volume_table(table, rows)
-            place_beside(table, volume)
-            new_table = next(node for node in created if node.IsA("vtkMRMLTableNode"))
-            self.scene.RemoveNode(new_table)
-            created.remove(new_table)
-            return kept, table
-        return kept, next(node for node in created if node.IsA("vtkMRMLTableNode"))
+        table = table if table is not None and table.IsA("vtkMRMLTableNode") else None
+        new_table = next(node for node in created if node.IsA("vtkMRMLTableNode"))
+        states = [NodeState(node) for node in (*targets.values(), table) if node is not None]
+        try:
+            for stage, target in targets.items():
+                place_beside(target, volume)
+                target.GetSegmentation().DeepCopy(made[stage].GetSegmentation())
+                target.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+                if target.GetDisplayNode() is None:
+                    target.CreateDefaultDisplayNodes()
+            if table is not None:
+                fill_segment_volume_table(table, rows)
+                place_beside(table, volume)
+        except BaseException:
+            for state in reversed(states):
+                state.restore()
+            raise
+        # Only now are the stand-ins that were not needed removed (the caller removes all it made on a failure).
+        for node in [made[stage] for stage in targets] + ([new_table] if table is not None else []):
+            self.scene.RemoveNode(node)
+            created.remove(node)
+        return {**made, **targets}, table if table is not None else new_table
 
     def _next_run(self) -> int:
         runs = [int(node.GetAttribute(RUN_ATTRIBUTE)) for node in self._nodes("vtkMRMLSegmentationNode")
