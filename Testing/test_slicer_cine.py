@@ -67,6 +67,10 @@ def test_results_are_segmentation_sequences_in_step_with_the_image(cine):
         assert node.IsA("vtkMRMLSegmentationNode") and node.GetName() == f"heart {stage}"
         assert browser.IsProxyNodeID(node.GetID())
     assert browser.IsSynchronizedSequenceNode(refined_sequence)
+    assert browser.GetNumberOfSynchronizedSequenceNodes() == 2  # the two results (the image is the master)
+    segmentations = [scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
+                     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))]
+    assert sorted(n.GetName() for n in segmentations) == ["heart initial (FTN)", "heart refined (FTN+STN)"]
     assert refined_sequence.GetNumberOfDataNodes() == sequence.GetNumberOfDataNodes()
     assert [refined_sequence.GetNthIndexValue(t) for t in range(len(CONTRACTIONS))] == \
            [sequence.GetNthIndexValue(t) for t in range(len(CONTRACTIONS))]
@@ -135,6 +139,26 @@ def test_a_cine_cannot_overwrite_an_existing_segmentation(cine):
     scene, logic, _, _, proxy, _, result = cine
     with pytest.raises(CoopSegError, match="is a cine"):
         logic.start(proxy, device="cpu", output=result.refined)
+
+
+def test_a_cine_import_failing_part_way_leaves_the_scene_and_the_browser_as_they_were(cine, monkeypatch):
+    import CoopSegMRML.logic
+
+    scene, logic, browser, _, proxy, _, _ = cine
+    counts = {name: scene.GetNumberOfNodesByClass(name) for name in
+              ("vtkMRMLSequenceNode", "vtkMRMLSegmentationNode", "vtkMRMLTableNode", "vtkMRMLPlotChartNode",
+               "vtkMRMLPlotSeriesNode")}
+    synchronised = browser.GetNumberOfSynchronizedSequenceNodes()
+
+    def broken_chart(*args):  # after both segmentation sequences joined the browser
+        assert browser.GetNumberOfSynchronizedSequenceNodes() == synchronised + 2
+        raise RuntimeError("chart failed")
+
+    monkeypatch.setattr(CoopSegMRML.logic, "add_curve_nodes", broken_chart)
+    with pytest.raises(RuntimeError, match="chart failed"):
+        logic.segment(proxy, device="cpu", timeout=900)
+    assert {name: scene.GetNumberOfNodesByClass(name) for name in counts} == counts
+    assert browser.GetNumberOfSynchronizedSequenceNodes() == synchronised
 
 
 def test_cancelling_a_cine_adds_nothing(cine):

@@ -118,10 +118,15 @@ def add_segmentation_sequence(scene, cine: Cine, name: str, labels: np.ndarray, 
     created.append(proxy)
     for key, value in (attributes or {}).items():
         proxy.SetAttribute(key, value)
-    cine.browser.AddSynchronizedSequenceNodeID(sequence.GetID())
-    cine.browser.AddProxyNode(proxy, sequence, False)
-    cine.browser.SetSaveChanges(sequence, True)  # Segment Editor edits to the proxy go into the frame shown
-    cine.browser.SetOverwriteProxyName(sequence, False)
+    # AddProxyNode also synchronises the sequence; in one modification, so that the Sequences logic, which makes a
+    # proxy for a synchronised sequence that has none, sees the sequence only with this proxy and these settings.
+    modifying = cine.browser.StartModify()
+    try:
+        cine.browser.AddProxyNode(proxy, sequence, False)
+        cine.browser.SetSaveChanges(sequence, True)  # Segment Editor edits to the proxy go into the frame shown
+        cine.browser.SetOverwriteProxyName(sequence, False)
+    finally:
+        cine.browser.EndModify(modifying)
     return proxy
 
 

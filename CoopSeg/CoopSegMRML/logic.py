@@ -27,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -324,7 +324,7 @@ class CoopSegSceneLogic:
             for node in (table, *curve.nodes(), indices):
                 place_beside(node, volume)
             roles = (("initial", nodes["initial"]), ("refined", nodes["refined"]), ("volumes", table),
-                     ("curve", curve.curve), ("indices", indices))
+                     ("curve", curve.curve), ("cine indices", indices))
             for role, node in roles:
                 node.SetAttribute(ROLE_ATTRIBUTE, role)
                 node.SetAttribute(RUN_ATTRIBUTE, str(run))
@@ -449,11 +449,19 @@ class CoopSegSceneLogic:
                for n in found]
         return found[max(range(len(found)), key=lambda i: (run[i], i))] if found else None
 
-    def results(self, volume_node) -> Optional[ResultNodes]:
-        """The newest result nodes made from ``volume_node``, or None when it has not been segmented."""
+    def results(self, volume_node, refined=None) -> Optional[ResultNodes]:
+        """The result nodes made from ``volume_node``: those of the refined node ``refined`` (a run the user
+        selected), or the newest; None when it has not been segmented. A ``refined`` node that is not one of this
+        volume's results is refused."""
         if volume_node is None:
             return None
-        refined = self._find("vtkMRMLSegmentationNode", "refined", volume_node)
+        if refined is not None:
+            if refined.GetAttribute(ROLE_ATTRIBUTE) != "refined" or \
+                    refined.GetNodeReferenceID(INPUT_REFERENCE) != volume_node.GetID():
+                raise CoopSegError(f"'{refined.GetName()}' is not a CoopSeg result of '{volume_node.GetName()}'; "
+                                   "choose one of its refined (FTN+STN) segmentations")
+        else:
+            refined = self._find("vtkMRMLSegmentationNode", "refined", volume_node)
         if refined is None:
             return None
         initial, table = refined.GetNodeReference(INITIAL_REFERENCE), refined.GetNodeReference(TABLE_REFERENCE)
@@ -474,15 +482,30 @@ class CoopSegSceneLogic:
         series = [chart.GetNthPlotSeriesNode(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
         return CineResult(sequences[0], sequences[1], CurveNodes(parts[0], parts[1], chart, series), parts[3], None)
 
-    @staticmethod
-    def show(result: ResultNodes, stage: str) -> None:
-        """Show the ``stage`` ("initial" or "refined") segmentation in the views and hide the other."""
+    def runs(self, volume_node) -> List[Any]:
+        """The refined segmentation nodes of every run made from ``volume_node``, oldest first."""
+        if volume_node is None:
+            return []
+        found = [node for node in self._nodes("vtkMRMLSegmentationNode")
+                 if node.GetAttribute(ROLE_ATTRIBUTE) == "refined"
+                 and node.GetNodeReferenceID(INPUT_REFERENCE) == volume_node.GetID()]
+        return sorted(found, key=lambda node: int(node.GetAttribute(RUN_ATTRIBUTE) or 0)
+                      if (node.GetAttribute(RUN_ATTRIBUTE) or "0").isdigit() else 0)
+
+    def show(self, result: ResultNodes, stage: str) -> None:
+        """Show the ``stage`` ("initial" or "refined") segmentation of ``result`` in the views and hide its other
+        one and every other run's segmentations of the same input: one overlay at a time."""
         if stage not in STAGE_TITLES:
             raise CoopSegError(f"unknown stage {stage!r}; use initial or refined")
-        for name in STAGE_TITLES:
-            display = result.node(name).GetDisplayNode()
-            if display is not None:
-                display.SetVisibility(name == stage)
+        shown = result.node(stage)
+        volume_id = result.refined.GetNodeReferenceID(INPUT_REFERENCE)
+        for node in self._nodes("vtkMRMLSegmentationNode"):
+            mine = node is result.initial or node is result.refined
+            other_run = node.GetAttribute(ROLE_ATTRIBUTE) in STAGE_TITLES and volume_id is not None \
+                and node.GetNodeReferenceID(INPUT_REFERENCE) == volume_id
+            display = node.GetDisplayNode()
+            if display is not None and (mine or other_run):
+                display.SetVisibility(node is shown)
 
     # --- hard examples --------------------------------------------------------------------------------------
     def preview(self, volume_node, slice_index: int, scheme: str = "channel", fraction: float = 0.3,
@@ -500,16 +523,18 @@ class CoopSegSceneLogic:
         return nodes
 
     # --- clinical indices -----------------------------------------------------------------------------------
-    def clinical_indices(self, ed_volume, es_volume) -> Tuple[Any, ClinicalIndices]:
+    def clinical_indices(self, ed_volume, es_volume, ed_segmentation=None,
+                         es_segmentation=None) -> Tuple[Any, ClinicalIndices]:
         """(table node, indices) from the refined segmentations of the ED and ES volumes of one subject, read back
-        from their segmentation nodes (so edits made in the Segment Editor count)."""
+        from their segmentation nodes (so edits made in the Segment Editor count): the runs the user selected
+        (``ed_segmentation`` / ``es_segmentation``, refined nodes of those volumes), else each volume's newest."""
         if ed_volume is None or es_volume is None:
             raise CoopSegError("choose both the end-diastolic (ED) and the end-systolic (ES) volume")
         if ed_volume is es_volume:
             raise CoopSegError("the ED and ES volumes are the same volume; choose the two phases of one subject")
         labels = {}
-        for phase, volume in (("ED", ed_volume), ("ES", es_volume)):
-            result = self.results(volume)
+        for phase, volume, chosen in (("ED", ed_volume, ed_segmentation), ("ES", es_volume, es_segmentation)):
+            result = self.results(volume, chosen)
             if result is None:
                 raise CoopSegError(f"segment the {phase} volume '{volume.GetName()}' first (Apply)")
             labels[phase] = (labels_from_segmentation(result.refined, volume), volume_image(volume)[1])
