@@ -98,6 +98,9 @@ class CoopSegParameterNode:
     previewSeed: int = 0
     edVolume: vtkMRMLScalarVolumeNode
     esVolume: vtkMRMLScalarVolumeNode
+    shownResult: vtkMRMLSegmentationNode  # the run shown (its refined node); None: the input's newest
+    edSegmentation: vtkMRMLSegmentationNode  # the ED / ES runs the indices use; None: each volume's newest
+    esSegmentation: vtkMRMLSegmentationNode
 
 
 def torchVersionOk() -> bool:
@@ -229,6 +232,10 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.schemeComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
+        self.ui.resultSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onResultChanged)
+        for selector in (self.ui.resultSelector, self.ui.edSegmentationSelector, self.ui.esSegmentationSelector):
+            # Only CoopSeg's refined results (qMRMLNodeComboBox::addAttribute, Slicer 5.6+).
+            selector.addAttribute("vtkMRMLSegmentationNode", "CoopSeg.Role", "refined")
         loadTerminology()  # loaded at start-up already; this covers a module loaded later (it is loaded once)
         self.initializeParameterNode()
 
@@ -329,7 +336,29 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onInputChanged(self, volume) -> None:
         """A new input: the slice spin box's range follows its slices; its results, if any, show in the tables."""
         self.boundPreviewSlice(volume)
-        result = self.logic.resultsFor(volume)
+        self.showResult(volume)
+
+    def onResultChanged(self, refined) -> None:
+        """The user selected a run: show it (and only it) and its tables."""
+        self.showResult(self._parameterNode.inputVolume if self._parameterNode else None)
+
+    def selectedResult(self, volume):
+        """The run the user selected for ``volume`` (its newest when none is selected or it is another input's)."""
+        if volume is None or not dependenciesPresent():
+            return None
+        from CoopSegLib.errors import CoopSegError
+
+        node = self._parameterNode
+        chosen = node.shownResult if node is not None else None
+        try:
+            return self.logic.resultsFor(volume, chosen)
+        except CoopSegError:  # a run of another input (the input changed since): this input's newest
+            return self.logic.resultsFor(volume)
+
+    def showResult(self, volume) -> None:
+        result = self.selectedResult(volume)
+        if result is not None:
+            self.logic.sceneLogic().show(result, self._parameterNode.shownStage if self._parameterNode else "refined")
         self.ui.segmentTableView.setMRMLTableNode(result.table if result else None)
         self.showCine(volume, result)
         self.updateButtons()
@@ -353,7 +382,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = running
         self.ui.previewButton.enabled = hasInput and not running
         self.ui.indicesButton.enabled = bool(node and node.edVolume and node.esVolume) and not running
-        cineResult = self.logic.resultsFor(node.inputVolume) if hasInput else None
+        cineResult = self.selectedResult(node.inputVolume) if hasInput else None
         hasCine = cineResult is not None and cineResult.cine is not None
         self.ui.cineFindButton.enabled = self.ui.cineIndicesButton.enabled = hasCine and not running
         self.ui.applyButton.toolTip = ("Segment the input volume." if hasInput else "Select an input volume first.")
@@ -406,6 +435,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 result = self.logic.sceneLogic().import_result(job)
                 self.ui.deviceUsedLabel.text = f"used: {describe_device(result.device)}"
                 self._parameterNode.shownStage = "refined"
+                self._parameterNode.shownResult = result.refined  # the new run is the one shown
                 self.ui.segmentTableView.setMRMLTableNode(result.table)
                 self.showQuality(result.quality)
                 slicer.util.setSliceViewerLayers(background=volume, fit=True)
@@ -440,7 +470,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         stage = "initial" if initialChecked else "refined"
         if self._parameterNode is not None:
             self._parameterNode.shownStage = stage
-        result = self.logic.resultsFor(self._parameterNode.inputVolume if self._parameterNode else None)
+        result = self.selectedResult(self._parameterNode.inputVolume if self._parameterNode else None)
         if result is not None:
             self.logic.sceneLogic().show(result, stage)
 
@@ -465,7 +495,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         analysis = result.cine.analysis
         if analysis is None:  # a result found again (e.g. a reopened scene): recompute from its sequence
-            analysis = self.logic.sceneLogic().cine_indices(volume, keep=True).analysis
+            analysis = self.logic.sceneLogic().cine_indices(volume, keep=True, refined=result.refined).analysis
         self.ui.cineEdSpinBox.value, self.ui.cineEsSpinBox.value = analysis.ed, analysis.es
         self.ui.cineIndicesTableView.setMRMLTableNode(result.cine.indices)
         self.ui.cineLabel.text = (f"The input is a cine of {cine.frames} frames. ED frame {analysis.ed}, ES frame "
@@ -480,8 +510,9 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the cine's indices.", waitCursor=True):
             ed = self.ui.cineEdSpinBox.value if chosen else None
             es = self.ui.cineEsSpinBox.value if chosen else None
-            self.logic.sceneLogic().cine_indices(node.inputVolume, ed, es)
-            self.showCine(node.inputVolume, self.logic.resultsFor(node.inputVolume))
+            result = self.selectedResult(node.inputVolume)
+            self.logic.sceneLogic().cine_indices(node.inputVolume, ed, es, refined=result.refined if result else None)
+            self.showCine(node.inputVolume, self.selectedResult(node.inputVolume))
 
     # --- hard examples and indices --------------------------------------------------------------------------
     def onPreview(self) -> None:
@@ -492,7 +523,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             preview = self.logic.sceneLogic().preview(node.inputVolume, node.previewSlice, node.previewScheme,
                                                       node.previewFraction, node.previewSoftFactor,
                                                       node.previewSeed, self.chosenModel(), node.device)
-            result = self.logic.resultsFor(node.inputVolume)
+            result = self.selectedResult(node.inputVolume)
             if result is not None:  # one overlay at a time: the preview's segmentation, not the volume's
                 result.initial.GetDisplayNode().SetVisibility(False)
                 result.refined.GetDisplayNode().SetVisibility(False)
@@ -504,7 +535,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the clinical indices.", waitCursor=True):
             if not ensureDependenciesFor(self):
                 return
-            table, _ = self.logic.sceneLogic().clinical_indices(node.edVolume, node.esVolume)
+            table, _ = self.logic.sceneLogic().clinical_indices(node.edVolume, node.esVolume, node.edSegmentation,
+                                                                node.esSegmentation)
             self.ui.indicesTableView.setMRMLTableNode(table)
 
 
@@ -557,11 +589,12 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
     def resetSceneLogic(self) -> None:
         self._sceneLogic = None
 
-    def resultsFor(self, volume):
-        """The volume's result nodes, or None (also when torch is not installed yet: then there are none)."""
+    def resultsFor(self, volume, refined=None):
+        """The volume's result nodes (those of the run ``refined``, else the newest), or None (also when torch is not
+        installed yet: then there are none)."""
         if volume is None or not dependenciesPresent():
             return None
-        return self.sceneLogic().results(volume)
+        return self.sceneLogic().results(volume, refined)
 
 
 class CoopSegTest(ScriptedLoadableModuleTest):

@@ -354,14 +354,15 @@ class CoopSegSceneLogic:
         return result
 
     def cine_indices(self, volume_node, ed: Optional[int] = None, es: Optional[int] = None,
-                     keep: bool = False) -> CineResult:
+                     keep: bool = False, refined=None) -> CineResult:
         """Recompute the newest cine result of ``volume_node`` from its refined segmentation sequence as it is now
         (Segment Editor edits count): curve, marks and indices, with ED and ES found (largest / smallest LV
         cavity) or the frames given (a user overriding them). The frames used are stored on the sequence (saved
-        with the scene); ``keep``: use those stored frames where ``ed`` / ``es`` are not given."""
+        with the scene); ``keep``: use those stored frames where ``ed`` / ``es`` are not given. ``refined``: the
+        run's refined proxy node (a run the user selected), else the newest run."""
         from CoopSegLib.evaluation.cine import analyse_cine
 
-        result = self.results(volume_node)
+        result = self.results(volume_node, refined)
         if result is None or result.cine is None:
             raise CoopSegError(f"segment the cine '{volume_node.GetName() if volume_node else ''}' first (Apply)")
         sequence = result.cine.refined_sequence
