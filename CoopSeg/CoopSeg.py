@@ -68,7 +68,10 @@ class CoopSeg(ScriptedLoadableModule):
             "Segments the LV cavity, LV myocardium and RV cavity in short-axis cardiac MR, slice by slice: a fast "
             "first guess (FTN) and its shape-refined version (FTN+STN), side by side. Also previews the latent-space "
             "hard examples the model was trained with, and computes EDV, ESV, SV, EF and LV mass from the ED and ES "
-            "phases. See <a href='https://github.com/coopseg/SlicerCoopSeg#in-3d-slicer'>the documentation</a>.")
+            "phases. A cine (a volume sequence, e.g. a 4D NIfTI; Slicer 5.6 or newer) is segmented frame by frame "
+            "into segmentation sequences in the same sequence browser, with the LV and RV volume curve in a plot "
+            "chart and ED (largest LV cavity), ES (smallest) and the indices in a table. "
+            "See <a href='https://github.com/coopseg/SlicerCoopSeg#in-3d-slicer'>the documentation</a>.")
         self.parent.acknowledgementText = (
             "Method: C. Chen et al., Cooperative Training and Latent Space Data Augmentation for Robust Medical Image "
             "Segmentation, MICCAI 2021.")
@@ -95,6 +98,9 @@ class CoopSegParameterNode:
     previewSeed: int = 0
     edVolume: vtkMRMLScalarVolumeNode
     esVolume: vtkMRMLScalarVolumeNode
+    shownResult: vtkMRMLSegmentationNode  # the run shown (its refined node); None: the input's newest
+    edSegmentation: vtkMRMLSegmentationNode  # the ED / ES runs the indices use; None: each volume's newest
+    esSegmentation: vtkMRMLSegmentationNode
 
 
 def torchVersionOk() -> bool:
@@ -218,6 +224,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.previewButton.connect("clicked(bool)", self.onPreview)
         self.ui.indicesButton.connect("clicked(bool)", self.onIndices)
+        self.ui.cineFindButton.connect("clicked(bool)", lambda: self.onCineIndices(chosen=False))
+        self.ui.cineIndicesButton.connect("clicked(bool)", lambda: self.onCineIndices(chosen=True))
         self.ui.showInitialRadioButton.connect("toggled(bool)", self.onStageToggled)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onGuiChanged)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onGuiChanged)
@@ -227,6 +235,10 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.qualityLabel.textFormat = qt.Qt.RichText  # suspect slices are links that move the slice views
         self.ui.qualityLabel.connect("linkActivated(QString)", self.onSuspectSliceClicked)
         self._qualityVolume = None  # the volume whose result the quality line shows
+        self.ui.resultSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onResultChanged)
+        for selector in (self.ui.resultSelector, self.ui.edSegmentationSelector, self.ui.esSegmentationSelector):
+            # Only CoopSeg's refined results (qMRMLNodeComboBox::addAttribute, Slicer 5.6+).
+            selector.addAttribute("vtkMRMLSegmentationNode", "CoopSeg.Role", "refined")
         loadTerminology()  # loaded at start-up already; this covers a module loaded later (it is loaded once)
         self.initializeParameterNode()
 
@@ -327,9 +339,32 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onInputChanged(self, volume) -> None:
         """A new input: the slice spin box's range follows its slices; its results, if any, show in the tables."""
         self.boundPreviewSlice(volume)
-        result = self.logic.resultsFor(volume)
+        self.showResult(volume)
+
+    def onResultChanged(self, refined) -> None:
+        """The user selected a run: show it (and only it) and its tables."""
+        self.showResult(self._parameterNode.inputVolume if self._parameterNode else None)
+
+    def selectedResult(self, volume):
+        """The run the user selected for ``volume`` (its newest when none is selected or it is another input's)."""
+        if volume is None:
+            return None
+        from CoopSegLib.errors import CoopSegError
+
+        node = self._parameterNode
+        chosen = node.shownResult if node is not None else None
+        try:
+            return self.logic.resultsFor(volume, chosen)
+        except CoopSegError:  # a run of another input (the input changed since): this input's newest
+            return self.logic.resultsFor(volume)
+
+    def showResult(self, volume) -> None:
+        result = self.selectedResult(volume)
+        if result is not None:
+            self.logic.sceneLogic().show(result, self._parameterNode.shownStage if self._parameterNode else "refined")
         self.ui.segmentTableView.setMRMLTableNode(result.table if result else None)
         self.showQuality(result.quality if result else None, volume, warn=False)  # this input's own estimate
+        self.showCine(volume, result)
         self.updateButtons()
 
     def boundPreviewSlice(self, volume) -> None:
@@ -350,6 +385,9 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = running
         self.ui.previewButton.enabled = hasInput and not running
         self.ui.indicesButton.enabled = bool(node and node.edVolume and node.esVolume) and not running
+        cineResult = self.selectedResult(node.inputVolume) if hasInput else None
+        hasCine = cineResult is not None and cineResult.cine is not None
+        self.ui.cineFindButton.enabled = self.ui.cineIndicesButton.enabled = hasCine and not running
         self.ui.applyButton.toolTip = ("Segment the input volume." if hasInput else "Select an input volume first.")
 
     # --- segmenting -----------------------------------------------------------------------------------------
@@ -400,9 +438,15 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 result = self.logic.sceneLogic().import_result(job)
                 self.ui.deviceUsedLabel.text = f"used: {describe_device(result.device)}"
                 self._parameterNode.shownStage = "refined"
+                self._parameterNode.shownResult = result.refined  # the new run is the one shown
                 self.ui.segmentTableView.setMRMLTableNode(result.table)
                 self.showQuality(result.quality, volume)
                 slicer.util.setSliceViewerLayers(background=volume, fit=True)
+                if result.cine is not None:
+                    self.showCine(volume, result)
+                    self.ui.cineCollapsibleButton.collapsed = False
+                    # vtkSlicerPlotsLogic::ShowChartInLayout (Slicer 5.6+): a layout with a plot view, this chart.
+                    slicer.modules.plots.logic().ShowChartInLayout(result.cine.curve.chart)
                 self.ui.statusLabel.text = "Done"
             if self.ui.statusLabel.text != "Done":
                 self.ui.statusLabel.text = "Failed"
@@ -443,9 +487,49 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         stage = "initial" if initialChecked else "refined"
         if self._parameterNode is not None:
             self._parameterNode.shownStage = stage
-        result = self.logic.resultsFor(self._parameterNode.inputVolume if self._parameterNode else None)
+        result = self.selectedResult(self._parameterNode.inputVolume if self._parameterNode else None)
         if result is not None:
             self.logic.sceneLogic().show(result, stage)
+
+    # --- cines ---------------------------------------------------------------------------------------------
+    def showCine(self, volume, result) -> None:
+        """For a cine input: its frame count, and (once segmented) the ED / ES frames and the indices table."""
+        cine = None
+        if volume is not None and dependenciesPresent():
+            from CoopSegMRML.cine import cine_of
+
+            cine = cine_of(volume)
+        if cine is None:
+            self.ui.cineLabel.text = ("The input is a single volume. Choose a cine (the proxy volume of a volume "
+                                      "sequence, e.g. a 4D NIfTI) to segment every frame.")
+            self.ui.cineIndicesTableView.setMRMLTableNode(None)
+            return
+        self.ui.cineLabel.text = f"The input is a cine of {cine.frames} frames: Apply segments every frame."
+        for box in (self.ui.cineEdSpinBox, self.ui.cineEsSpinBox):
+            box.minimum, box.maximum = 0, cine.frames - 1
+        if result is None or result.cine is None:
+            self.ui.cineIndicesTableView.setMRMLTableNode(None)
+            return
+        analysis = result.cine.analysis
+        if analysis is None:  # a result found again (e.g. a reopened scene): recompute from its sequence
+            analysis = self.logic.sceneLogic().cine_indices(volume, keep=True, refined=result.refined).analysis
+        self.ui.cineEdSpinBox.value, self.ui.cineEsSpinBox.value = analysis.ed, analysis.es
+        self.ui.cineIndicesTableView.setMRMLTableNode(result.cine.indices)
+        self.ui.cineLabel.text = (f"The input is a cine of {cine.frames} frames. ED frame {analysis.ed}, ES frame "
+                                  f"{analysis.es}" + (f"; frames flagged for review: "
+                                                      f"{', '.join(map(str, analysis.flagged))}"
+                                                      if analysis.flagged else "") + ".")
+
+    def onCineIndices(self, chosen: bool) -> None:
+        """Recompute the cine's curve and indices from its refined sequence as edited, with ED / ES found anew or
+        the frames in the spin boxes."""
+        node = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the cine's indices.", waitCursor=True):
+            ed = self.ui.cineEdSpinBox.value if chosen else None
+            es = self.ui.cineEsSpinBox.value if chosen else None
+            result = self.selectedResult(node.inputVolume)
+            self.logic.sceneLogic().cine_indices(node.inputVolume, ed, es, refined=result.refined if result else None)
+            self.showCine(node.inputVolume, self.selectedResult(node.inputVolume))
 
     # --- hard examples and indices --------------------------------------------------------------------------
     def onPreview(self) -> None:
@@ -456,7 +540,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             preview = self.logic.sceneLogic().preview(node.inputVolume, node.previewSlice, node.previewScheme,
                                                       node.previewFraction, node.previewSoftFactor,
                                                       node.previewSeed, self.chosenModel(), node.device)
-            result = self.logic.resultsFor(node.inputVolume)
+            result = self.selectedResult(node.inputVolume)
             if result is not None:  # one overlay at a time: the preview's segmentation, not the volume's
                 result.initial.GetDisplayNode().SetVisibility(False)
                 result.refined.GetDisplayNode().SetVisibility(False)
@@ -468,7 +552,8 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("CoopSeg could not compute the clinical indices.", waitCursor=True):
             if not ensureDependenciesFor(self):
                 return
-            table, _ = self.logic.sceneLogic().clinical_indices(node.edVolume, node.esVolume)
+            table, _ = self.logic.sceneLogic().clinical_indices(node.edVolume, node.esVolume, node.edSegmentation,
+                                                                node.esSegmentation)
             self.ui.indicesTableView.setMRMLTableNode(table)
 
 
@@ -521,12 +606,13 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
     def resetSceneLogic(self) -> None:
         self._sceneLogic = None
 
-    def resultsFor(self, volume):
-        """The volume's result nodes, or None. MRML only: the scene logic imports torch only when a preview needs
-        the model, so choosing an input never loads it on the GUI thread."""
+    def resultsFor(self, volume, refined=None):
+        """The volume's result nodes (those of the run ``refined``, else the newest), or None. MRML only: the scene
+        logic imports torch only when a preview needs the model, so choosing an input never loads it on the GUI
+        thread."""
         if volume is None:
             return None
-        return self.sceneLogic().results(volume)
+        return self.sceneLogic().results(volume, refined)
 
 
 class CoopSegTest(ScriptedLoadableModuleTest):

@@ -110,3 +110,34 @@ def test_a_volume_under_a_linear_transform_is_segmented_on_its_own_grid(bundle):
     np.testing.assert_array_equal(labels, labels_from_segmentation(untransformed.refined, untransformed.refined
                                                                    .GetNodeReference("CoopSegInput")))
     assert np.count_nonzero(labels) > 0
+
+
+def test_an_overwrite_failing_after_the_first_node_leaves_every_existing_node_as_it_was(scene_volume, bundle,
+                                                                                       monkeypatch):
+    from CoopSegMRML.tables import table_rows
+
+    scene, volume = scene_volume
+    logic = CoopSegSceneLogic(scene)
+    first = logic.segment(volume, model=str(bundle), device="cpu")
+    first.refined.GetSegmentation().RemoveSegment("RV_cavity")  # the user's edits, to both nodes
+    first.initial.GetSegmentation().RemoveSegment("LV_cavity")
+    initial_labels = labels_from_segmentation(first.initial, volume)
+    rows, nodes = table_rows(first.table), node_count(scene)
+    geometry = first.refined.GetSegmentation().GetConversionParameter("ReferenceImageGeometry")
+    real_fill = CoopSegMRML.logic.fill_segment_volume_table
+
+    def fill_then_fail_on_the_existing_table(table, table_rows_):
+        if table is first.table:  # the overwrite's last step: both segmentation nodes have been refilled by now
+            assert segment_ids(first.refined) == ["LV_cavity", "LV_myocardium", "RV_cavity"]
+            raise RuntimeError("existing table failed")
+        real_fill(table, table_rows_)
+
+    monkeypatch.setattr(CoopSegMRML.logic, "fill_segment_volume_table", fill_then_fail_on_the_existing_table)
+    with pytest.raises(RuntimeError, match="existing table failed"):
+        logic.segment(volume, model=str(bundle), device="cpu", output=first.refined)
+    assert node_count(scene) == nodes
+    assert segment_ids(first.refined) == ["LV_cavity", "LV_myocardium"]
+    assert segment_ids(first.initial) == ["LV_myocardium", "RV_cavity"]
+    np.testing.assert_array_equal(labels_from_segmentation(first.initial, volume), initial_labels)
+    assert table_rows(first.table) == rows
+    assert first.refined.GetSegmentation().GetConversionParameter("ReferenceImageGeometry") == geometry

@@ -1,7 +1,7 @@
 """A Slicer scene without the Slicer application, on slicer-core (pip): for tests and offscreen pictures.
 
 Inside Slicer the application builds all this; here the logics the module needs (colours, volumes, segmentations,
-subject hierarchy) are created and registered by hand, as trame-slicer does.
+subject hierarchy, sequences) are created and registered by hand, as trame-slicer does.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import slicer
 
 
 def headless_scene():
-    """A vtkMRMLScene with application, colour, volume, segmentation and subject hierarchy logics registered;
+    """A vtkMRMLScene with application, colour, volume, segmentation, subject hierarchy and sequences logics
+    registered (the sequences logic keeps a browser's proxy nodes in step with its selected frame);
     also set as ``slicer.mrmlScene`` (slicer.util helpers look for it there)."""
     scene = slicer.vtkMRMLScene()
     application = slicer.vtkSlicerApplicationLogic()
@@ -18,7 +19,8 @@ def headless_scene():
     logics = {}
     for name, logic in (("Colors", slicer.vtkSlicerColorLogic()), ("Volumes", slicer.vtkSlicerVolumesLogic()),
                         ("Segmentations", slicer.vtkSlicerSegmentationsModuleLogic()),
-                        ("SubjectHierarchy", slicer.vtkSlicerSubjectHierarchyModuleLogic())):
+                        ("SubjectHierarchy", slicer.vtkSlicerSubjectHierarchyModuleLogic()),
+                        ("Sequences", slicer.vtkSlicerSequencesLogic())):
         logic.SetMRMLApplicationLogic(application)
         logic.SetMRMLScene(scene)
         application.SetModuleLogic(name, logic)

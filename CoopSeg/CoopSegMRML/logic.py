@@ -9,6 +9,10 @@ segmentation node is passed as ``output``, which is then overwritten (with its i
 and the edits made to them, are never replaced without the caller asking. Previews (a fraction of a second) run
 in this process.
 
+A cine input (the proxy volume of a sequence browser's volume sequence, ``CoopSegMRML.cine``) goes to the worker as
+one 4D file; its results are segmentation sequences synchronised in the same browser, a volume curve (tables and a
+plot chart) and an indices table from ED and ES (``cine_indices`` recomputes them after edits or with chosen frames).
+
 Everything here runs on slicer-core in plain Python (the tests do) as well as inside Slicer. Result nodes point back
 to their input through the node reference ``INPUT_REFERENCE``, carry their role in ``ROLE_ATTRIBUTE`` and the run
 that wrote them in ``RUN_ATTRIBUTE``; the refined node references its initial node and table.
@@ -24,7 +28,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import slicer
@@ -37,8 +41,11 @@ from CoopSegLib.devices import DEVICES, device_choice
 from CoopSegLib.quality_file import QualityRecord, read_quality_file, record_from_row
 from CoopSegLib.vocabulary import ALL_STAGES
 from CoopSegLib.weights import default_bundle, has_default_bundle, no_default_model
+from CoopSegMRML.cine import (Cine, CurveNodes, add_curve_nodes, add_segmentation_sequence, cine_image, cine_of,
+                             fill_curve, read_frame_quality, remove_from_browser, sequence_labels)
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
-from CoopSegMRML.segmentations import labels_from_segmentation, place_beside, segmentation_from_labels
+from CoopSegMRML.segmentations import (NodeState, labels_from_segmentation, place_beside,
+                                       segmentation_from_labels)
 from CoopSegMRML.tables import fill_clinical_index_table, fill_segment_volume_table, segment_volume_rows
 from CoopSegMRML.volumes import slice_centre, volume_image
 from CoopSegMRML.worker_process import CANCELLED, FAILED, FINISHED, Launcher, Status, WorkerProcess
@@ -50,6 +57,13 @@ QUALITY_ATTRIBUTE = "CoopSeg.Quality"  # on the refined node: its quality.csv ro
 INPUT_REFERENCE = "CoopSegInput"
 INITIAL_REFERENCE = "CoopSegInitial"  # refined node -> its initial node
 TABLE_REFERENCE = "CoopSegVolumes"  # refined node -> its volume table
+SEQUENCE_REFERENCE = "CoopSegSequence"  # a cine's proxy segmentation node -> its segmentation sequence
+CURVE_REFERENCE = "CoopSegCurve"  # a cine's refined proxy -> its curve table (marks, chart, indices table after it)
+MARKS_REFERENCE, CHART_REFERENCE, INDICES_REFERENCE = "CoopSegMarks", "CoopSegChart", "CoopSegIndices"
+# On a cine's refined segmentation sequence: ED / ES frames as last computed, per-frame quality, review threshold.
+ED_ATTRIBUTE, ES_ATTRIBUTE = "CoopSeg.ED", "CoopSeg.ES"
+FRAME_QUALITY_ATTRIBUTE = "CoopSeg.FrameQuality"  # space-separated, one per frame
+THRESHOLD_ATTRIBUTE = "CoopSeg.QualityThreshold"
 INPUT_NAME = "input"  # the temporary input file's name; the worker's outputs are named after it
 NO_DEFAULT_MODEL = no_default_model("choose a model bundle folder (a *.coopseg folder; train one with python "
                                     "Training/train.py)")
@@ -62,9 +76,22 @@ class ResultNodes:
     table: Any  # vtkMRMLTableNode: per-segment volumes and Dice initial vs refined
     device: str = ""
     quality: Optional[QualityRecord] = None  # when the worker's folder held a quality estimate
+    cine: Optional["CineResult"] = None  # for a cine input: its curve, ED / ES and indices
 
     def node(self, stage: str):
         return self.refined if stage == "refined" else self.initial
+
+
+@dataclass
+class CineResult:
+    """What a cine's run adds: the segmentation sequences behind the proxy nodes, the volume curve (table, marks,
+    plot chart), the indices table, and the analysis they show (``CoopSegLib.evaluation.cine.CineAnalysis``)."""
+
+    initial_sequence: Any
+    refined_sequence: Any
+    curve: CurveNodes
+    indices: Any  # vtkMRMLTableNode: ED and ES frames, then EDV, ESV, SV, EF of both ventricles, LV mass
+    analysis: Any
 
 
 @dataclass
@@ -74,8 +101,9 @@ class SegmentationJob:
     process: WorkerProcess
     volume: Any  # the input volume node
     output: Any  # the segmentation node to overwrite, or None to make new nodes
-    shape: Tuple[int, ...]  # the input's array shape when the job started
+    shape: Tuple[int, ...]  # the input's array shape when the job started ((X, Y, Z, T) for a cine)
     input_path: str = ""  # the temporary file the worker reads: a name that means nothing to the user
+    cine: Optional[Cine] = None  # the sequence the input volume is the proxy of
 
     def status(self) -> Status:
         """Progress and state, read without waiting (call it from the GUI's timer). A failure's message is the
@@ -157,7 +185,11 @@ class CoopSegSceneLogic:
         model_path, torch_device = self.model_path(model), self._device(device)
         if output is not None and not self.scene.IsNodePresent(output):
             raise CoopSegError("the chosen output segmentation is not in the scene")
-        array, affine = volume_image(volume_node)
+        cine = cine_of(volume_node) if volume_node is not None else None
+        if cine is not None and output is not None:
+            raise CoopSegError(f"'{volume_node.GetName()}' is a cine: its results are always new segmentation "
+                               "sequences; choose Create new segmentation")
+        array, affine = cine_image(cine, volume_node) if cine is not None else volume_image(volume_node)
         folder = tempfile.mkdtemp(prefix="CoopSeg-")
         try:
             input_path = write_nifti(array, affine, Path(folder) / f"{INPUT_NAME}.nii.gz")
@@ -168,7 +200,7 @@ class CoopSegSceneLogic:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return SegmentationJob(process, volume_node, output, tuple(array.shape), str(input_path))
+        return SegmentationJob(process, volume_node, output, tuple(array.shape), str(input_path), cine)
 
     def poll(self, job: SegmentationJob) -> Status:
         """The job's status, read without waiting (the GUI's timer calls this). When its input volume (or the
@@ -214,6 +246,13 @@ class CoopSegSceneLogic:
                     raise CoopSegError(f"the worker's {stage} labels have shape {labels[stage].shape}, the input "
                                        f"{job.shape}; nothing was added")
             quality = self._quality(files)
+            if job.cine is not None:
+                if job.cine.frames != job.shape[3] or cine_of(volume) is None:
+                    raise CoopSegError(f"cine '{volume.GetName()}' changed while it was being segmented; nothing "
+                                       "was added")
+                frame_quality = read_frame_quality(files.get("curve"), job.shape[3])
+                return self._import_cine(volume, job.cine, labels["initial"], labels["refined"],
+                                         job.process.result, quality, frame_quality)
             return self._import(volume, labels["initial"], labels["refined"], job.process.result["device"],
                                 job.output, quality)
         finally:
@@ -265,31 +304,130 @@ class CoopSegSceneLogic:
         self.show(result, "refined")
         return result
 
+    def _import_cine(self, volume, cine: Cine, initial: np.ndarray, refined: np.ndarray, done: Dict[str, Any],
+                     quality: Optional[QualityRecord], frame_quality) -> ResultNodes:
+        """A cine's labels as two segmentation sequences in the input's browser (proxies "<volume> initial (FTN)"
+        and "<volume> refined (FTN+STN)"), the ED frame's volume table, the volume curve and the indices; all or
+        nothing."""
+        from CoopSegLib.evaluation.cine import analyse_cine
+
+        name = volume.GetName()
+        created, sequences = [], {}
+        run = self._next_run()
+        try:
+            nodes = {}
+            for stage, labels in (("initial", initial), ("refined", refined)):
+                title = self.scene.GenerateUniqueName(f"{name} {STAGE_TITLES[stage]}")
+                nodes[stage] = add_segmentation_sequence(self.scene, cine, title, labels, volume, created,
+                                                         {ROLE_ATTRIBUTE: stage, RUN_ATTRIBUTE: str(run)})
+                sequences[stage] = cine.browser.GetSequenceNode(nodes[stage])
+                nodes[stage].SetNodeReferenceID(SEQUENCE_REFERENCE, sequences[stage].GetID())
+            _, affine = volume_image(volume)
+            threshold = done.get("threshold")
+            analysis = analyse_cine(refined, affine, frame_quality, threshold=threshold)
+            table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", self.scene.GenerateUniqueName(
+                f"{name} segment volumes (ED frame {analysis.ed})"))
+            created.append(table)
+            ed = analysis.ed
+            fill_segment_volume_table(table, segment_volume_rows(initial[..., ed], refined[..., ed], affine))
+            curve = add_curve_nodes(self.scene, name, analysis, created)
+            indices = self.scene.AddNewNodeByClass("vtkMRMLTableNode", self.scene.GenerateUniqueName(
+                f"{name} clinical indices"))
+            created.append(indices)
+            fill_cine_indices(indices, analysis)
+            for node in (table, *curve.nodes(), indices):
+                place_beside(node, volume)
+            roles = (("initial", nodes["initial"]), ("refined", nodes["refined"]), ("volumes", table),
+                     ("curve", curve.curve), ("cine indices", indices))
+            for role, node in roles:
+                node.SetAttribute(ROLE_ATTRIBUTE, role)
+                node.SetAttribute(RUN_ATTRIBUTE, str(run))
+                node.SetNodeReferenceID(INPUT_REFERENCE, volume.GetID())
+            refined_node = nodes["refined"]
+            refined_node.SetNodeReferenceID(INITIAL_REFERENCE, nodes["initial"].GetID())
+            refined_node.SetNodeReferenceID(TABLE_REFERENCE, table.GetID())
+            for reference, node in ((CURVE_REFERENCE, curve.curve), (MARKS_REFERENCE, curve.marks),
+                                    (CHART_REFERENCE, curve.chart), (INDICES_REFERENCE, indices)):
+                refined_node.SetNodeReferenceID(reference, node.GetID())
+            # On the sequence (a proxy takes its attributes from the frame shown), saved with the scene: the curve
+            # is redrawn with its quality after edits.
+            if frame_quality is not None:
+                sequences["refined"].SetAttribute(FRAME_QUALITY_ATTRIBUTE, " ".join(f"{q:.4f}" for q in frame_quality))
+            store_quality(sequences["refined"], quality)  # the whole cine's estimate, where a frame change keeps it
+            if threshold is not None:
+                sequences["refined"].SetAttribute(THRESHOLD_ATTRIBUTE, f"{float(threshold):.4f}")
+        except BaseException:
+            for sequence in sequences.values():
+                remove_from_browser(cine, sequence)
+            for node in reversed(created):
+                if self.scene.IsNodePresent(node):
+                    self.scene.RemoveNode(node)
+            raise
+        cine_result = CineResult(sequences["initial"], sequences["refined"], curve, indices, analysis)
+        result = ResultNodes(nodes["initial"], nodes["refined"], table, done["device"], quality, cine_result)
+        self.show(result, "refined")
+        return result
+
+    def cine_indices(self, volume_node, ed: Optional[int] = None, es: Optional[int] = None,
+                     keep: bool = False, refined=None) -> CineResult:
+        """Recompute the newest cine result of ``volume_node`` from its refined segmentation sequence as it is now
+        (Segment Editor edits count): curve, marks and indices, with ED and ES found (largest / smallest LV
+        cavity) or the frames given (a user overriding them). The frames used are stored on the sequence (saved
+        with the scene); ``keep``: use those stored frames where ``ed`` / ``es`` are not given. ``refined``: the
+        run's refined proxy node (a run the user selected), else the newest run."""
+        from CoopSegLib.evaluation.cine import analyse_cine
+
+        result = self.results(volume_node, refined)
+        if result is None or result.cine is None:
+            raise CoopSegError(f"segment the cine '{volume_node.GetName() if volume_node else ''}' first (Apply)")
+        sequence = result.cine.refined_sequence
+        if keep:
+            stored = [sequence.GetAttribute(name) for name in (ED_ATTRIBUTE, ES_ATTRIBUTE)]
+            ed = int(stored[0]) if ed is None and (stored[0] or "").isdigit() else ed
+            es = int(stored[1]) if es is None and (stored[1] or "").isdigit() else es
+        labels = sequence_labels(sequence, volume_node)
+        quality_text = sequence.GetAttribute(FRAME_QUALITY_ATTRIBUTE)
+        quality = [float(q) for q in quality_text.split()] if quality_text else None
+        threshold_text = sequence.GetAttribute(THRESHOLD_ATTRIBUTE)
+        analysis = analyse_cine(labels, volume_image(volume_node)[1], quality, ed, es,
+                                float(threshold_text) if threshold_text else None)
+        fill_curve(result.cine.curve, analysis)
+        fill_cine_indices(result.cine.indices, analysis)
+        sequence.SetAttribute(ED_ATTRIBUTE, str(analysis.ed))
+        sequence.SetAttribute(ES_ATTRIBUTE, str(analysis.es))
+        result.cine.analysis = analysis
+        return result.cine
+
     def _overwrite(self, output, made: Dict[str, Any], rows, volume, created) -> Tuple[Dict[str, Any], Any]:
         """Move the new content into ``output`` and its partners (those it has; new nodes stand in for the rest);
-        the last step of an import, after everything that can fail."""
+        the last step of an import. All or nothing: each existing node's state is captured first and put back if
+        any step fails, so a failure after the first node leaves every existing node as it was."""
         partners = {"refined": output, "initial": output.GetNodeReference(INITIAL_REFERENCE)}
+        targets = {stage: node for stage, node in partners.items()
+                   if node is not None and node.IsA("vtkMRMLSegmentationNode")}
         table = output.GetNodeReference(TABLE_REFERENCE)
-        kept = dict(made)
-        for stage, target in partners.items():
-            if target is None or not target.IsA("vtkMRMLSegmentationNode"):
-                continue
-            place_beside(target, volume)
-            target.GetSegmentation().DeepCopy(made[stage].GetSegmentation())
-            target.SetReferenceImageGeometryParameterFromVolumeNode(volume)
-            if target.GetDisplayNode() is None:
-                target.CreateDefaultDisplayNodes()
-            self.scene.RemoveNode(made[stage])
-            created.remove(made[stage])
-            kept[stage] = target
-        if table is not None and table.IsA("vtkMRMLTableNode"):
-            fill_segment_volume_table(table, rows)
-            place_beside(table, volume)
-            new_table = next(node for node in created if node.IsA("vtkMRMLTableNode"))
-            self.scene.RemoveNode(new_table)
-            created.remove(new_table)
-            return kept, table
-        return kept, next(node for node in created if node.IsA("vtkMRMLTableNode"))
+        table = table if table is not None and table.IsA("vtkMRMLTableNode") else None
+        new_table = next(node for node in created if node.IsA("vtkMRMLTableNode"))
+        states = [NodeState(node) for node in (*targets.values(), table) if node is not None]
+        try:
+            for stage, target in targets.items():
+                place_beside(target, volume)
+                target.GetSegmentation().DeepCopy(made[stage].GetSegmentation())
+                target.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+                if target.GetDisplayNode() is None:
+                    target.CreateDefaultDisplayNodes()
+            if table is not None:
+                fill_segment_volume_table(table, rows)
+                place_beside(table, volume)
+        except BaseException:
+            for state in reversed(states):
+                state.restore()
+            raise
+        # Only now are the stand-ins that were not needed removed (the caller removes all it made on a failure).
+        for node in [made[stage] for stage in targets] + ([new_table] if table is not None else []):
+            self.scene.RemoveNode(node)
+            created.remove(node)
+        return {**made, **targets}, table if table is not None else new_table
 
     def _next_run(self) -> int:
         runs = [int(node.GetAttribute(RUN_ATTRIBUTE)) for node in self._nodes("vtkMRMLSegmentationNode")
@@ -328,27 +466,65 @@ class CoopSegSceneLogic:
                for n in found]
         return found[max(range(len(found)), key=lambda i: (run[i], i))] if found else None
 
-    def results(self, volume_node) -> Optional[ResultNodes]:
-        """The newest result nodes made from ``volume_node``, or None when it has not been segmented."""
+    def results(self, volume_node, refined=None) -> Optional[ResultNodes]:
+        """The result nodes made from ``volume_node``: those of the refined node ``refined`` (a run the user
+        selected), or the newest; None when it has not been segmented. A ``refined`` node that is not one of this
+        volume's results is refused."""
         if volume_node is None:
             return None
-        refined = self._find("vtkMRMLSegmentationNode", "refined", volume_node)
+        if refined is not None:
+            if refined.GetAttribute(ROLE_ATTRIBUTE) != "refined" or \
+                    refined.GetNodeReferenceID(INPUT_REFERENCE) != volume_node.GetID():
+                raise CoopSegError(f"'{refined.GetName()}' is not a CoopSeg result of '{volume_node.GetName()}'; "
+                                   "choose one of its refined (FTN+STN) segmentations")
+        else:
+            refined = self._find("vtkMRMLSegmentationNode", "refined", volume_node)
         if refined is None:
             return None
         initial, table = refined.GetNodeReference(INITIAL_REFERENCE), refined.GetNodeReference(TABLE_REFERENCE)
         if initial is None or table is None:
             return None
-        return ResultNodes(initial, refined, table, quality=stored_quality(refined))
+        cine = self._cine_result(initial, refined)
+        quality = stored_quality(refined) if cine is None else stored_quality(cine.refined_sequence)
+        return ResultNodes(initial, refined, table, quality=quality, cine=cine)
 
     @staticmethod
-    def show(result: ResultNodes, stage: str) -> None:
-        """Show the ``stage`` ("initial" or "refined") segmentation in the views and hide the other."""
+    def _cine_result(initial, refined) -> Optional[CineResult]:
+        """The cine nodes a refined proxy node references (None for a volume's result); the analysis is filled
+        in by ``cine_indices``."""
+        sequences = [node.GetNodeReference(SEQUENCE_REFERENCE) for node in (initial, refined)]
+        parts = [refined.GetNodeReference(reference) for reference in (CURVE_REFERENCE, MARKS_REFERENCE,
+                                                                       CHART_REFERENCE, INDICES_REFERENCE)]
+        if None in sequences or None in parts:
+            return None
+        chart = parts[2]
+        series = [chart.GetNthPlotSeriesNode(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
+        return CineResult(sequences[0], sequences[1], CurveNodes(parts[0], parts[1], chart, series), parts[3], None)
+
+    def runs(self, volume_node) -> List[Any]:
+        """The refined segmentation nodes of every run made from ``volume_node``, oldest first."""
+        if volume_node is None:
+            return []
+        found = [node for node in self._nodes("vtkMRMLSegmentationNode")
+                 if node.GetAttribute(ROLE_ATTRIBUTE) == "refined"
+                 and node.GetNodeReferenceID(INPUT_REFERENCE) == volume_node.GetID()]
+        return sorted(found, key=lambda node: int(node.GetAttribute(RUN_ATTRIBUTE) or 0)
+                      if (node.GetAttribute(RUN_ATTRIBUTE) or "0").isdigit() else 0)
+
+    def show(self, result: ResultNodes, stage: str) -> None:
+        """Show the ``stage`` ("initial" or "refined") segmentation of ``result`` in the views and hide its other
+        one and every other run's segmentations of the same input: one overlay at a time."""
         if stage not in STAGE_TITLES:
             raise CoopSegError(f"unknown stage {stage!r}; use initial or refined")
-        for name in STAGE_TITLES:
-            display = result.node(name).GetDisplayNode()
-            if display is not None:
-                display.SetVisibility(name == stage)
+        shown = result.node(stage)
+        volume_id = result.refined.GetNodeReferenceID(INPUT_REFERENCE)
+        for node in self._nodes("vtkMRMLSegmentationNode"):
+            mine = node is result.initial or node is result.refined
+            other_run = node.GetAttribute(ROLE_ATTRIBUTE) in STAGE_TITLES and volume_id is not None \
+                and node.GetNodeReferenceID(INPUT_REFERENCE) == volume_id
+            display = node.GetDisplayNode()
+            if display is not None and (mine or other_run):
+                display.SetVisibility(node is shown)
 
     def show_slice(self, volume_node, index: int) -> Tuple[float, float, float]:
         """Move every slice view to slice ``index`` of ``volume_node`` along its stack axis (a suspect slice of
@@ -375,16 +551,18 @@ class CoopSegSceneLogic:
         return nodes
 
     # --- clinical indices -----------------------------------------------------------------------------------
-    def clinical_indices(self, ed_volume, es_volume) -> Tuple[Any, ClinicalIndices]:
+    def clinical_indices(self, ed_volume, es_volume, ed_segmentation=None,
+                         es_segmentation=None) -> Tuple[Any, ClinicalIndices]:
         """(table node, indices) from the refined segmentations of the ED and ES volumes of one subject, read back
-        from their segmentation nodes (so edits made in the Segment Editor count)."""
+        from their segmentation nodes (so edits made in the Segment Editor count): the runs the user selected
+        (``ed_segmentation`` / ``es_segmentation``, refined nodes of those volumes), else each volume's newest."""
         if ed_volume is None or es_volume is None:
             raise CoopSegError("choose both the end-diastolic (ED) and the end-systolic (ES) volume")
         if ed_volume is es_volume:
             raise CoopSegError("the ED and ES volumes are the same volume; choose the two phases of one subject")
         labels = {}
-        for phase, volume in (("ED", ed_volume), ("ES", es_volume)):
-            result = self.results(volume)
+        for phase, volume, chosen in (("ED", ed_volume, ed_segmentation), ("ES", es_volume, es_segmentation)):
+            result = self.results(volume, chosen)
             if result is None:
                 raise CoopSegError(f"segment the {phase} volume '{volume.GetName()}' first (Apply)")
             labels[phase] = (labels_from_segmentation(result.refined, volume), volume_image(volume)[1])
@@ -419,3 +597,11 @@ def stored_quality(node) -> Optional[QualityRecord]:
     except (ValueError, TypeError, CoopSegError) as error:
         logging.warning("CoopSeg: the quality estimate stored on '%s' cannot be read: %s", node.GetName(), error)
         return None
+
+
+def fill_cine_indices(table, analysis) -> None:
+    """A cine's indices table: its ED and ES frames, then ``clinical_indices`` of those frames."""
+    fill_clinical_index_table(table, analysis.indices, [("End-diastolic frame (largest LV cavity)", analysis.ed,
+                                                         "frame"),
+                                                        ("End-systolic frame (smallest LV cavity)", analysis.es,
+                                                         "frame")])

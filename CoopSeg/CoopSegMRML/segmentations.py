@@ -102,3 +102,38 @@ def labels_from_segmentation(segmentation_node, reference_volume,
         return labels
     finally:
         scene.RemoveNode(labelmap)
+
+
+class NodeState:
+    """What overwriting a result node changes (a segmentation's segments, reference geometry and display node, or a
+    table's content; its transform and subject hierarchy parent), captured so that ``restore`` puts it back when a
+    later step of the overwrite fails."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.transform = node.GetTransformNodeID() if node.IsA("vtkMRMLTransformableNode") else None
+        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(node.GetScene())
+        self.parent = hierarchy.GetItemParent(hierarchy_item(hierarchy, node))
+        if node.IsA("vtkMRMLSegmentationNode"):
+            self.content = slicer.vtkSegmentation()
+            self.content.DeepCopy(node.GetSegmentation())  # segments and conversion parameters (the geometry)
+            self.geometry = node.GetNodeReferenceID(node.GetReferenceImageGeometryReferenceRole())
+            self.display = node.GetDisplayNode()
+        else:
+            self.content = vtk.vtkTable()
+            self.content.DeepCopy(node.GetTable())
+
+    def restore(self) -> None:
+        node = self.node
+        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(node.GetScene())
+        hierarchy.SetItemParent(hierarchy_item(hierarchy, node), self.parent)
+        if node.IsA("vtkMRMLTransformableNode"):
+            node.SetAndObserveTransformNodeID(self.transform)
+        if node.IsA("vtkMRMLSegmentationNode"):
+            node.GetSegmentation().DeepCopy(self.content)
+            node.SetNodeReferenceID(node.GetReferenceImageGeometryReferenceRole(), self.geometry)
+            if self.display is None and node.GetDisplayNode() is not None:  # made by the failed overwrite
+                node.GetScene().RemoveNode(node.GetDisplayNode())
+        else:
+            node.GetTable().DeepCopy(self.content)
+            node.Modified()

@@ -53,10 +53,12 @@ def fill_segment_volume_table(table_node, rows: List[tuple]) -> None:
     fill_table(table_node, [(name, [row[i] for row in rows]) for i, name in enumerate(names)])
 
 
-def fill_clinical_index_table(table_node, indices: ClinicalIndices) -> None:
-    rows = compare_indices(indices)
-    fill_table(table_node, [("Index", [row.description for row in rows]), ("Value", [row.value for row in rows]),
-                            ("Unit", [row.unit for row in rows])])
+def fill_clinical_index_table(table_node, indices: ClinicalIndices, leading: Sequence[tuple] = ()) -> None:
+    """Index, value and unit of each clinical index; ``leading``: (description, value, unit) rows put first (a
+    cine's ED and ES frames)."""
+    rows = [*leading, *((row.description, row.value, row.unit) for row in compare_indices(indices))]
+    fill_table(table_node, [("Index", [row[0] for row in rows]), ("Value", [row[1] for row in rows]),
+                            ("Unit", [row[2] for row in rows])])
 
 
 def table_rows(table_node) -> List[tuple]:

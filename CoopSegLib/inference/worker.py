@@ -14,7 +14,9 @@ per line:
     {"event": "error", "message": "DIR/NAME.nii.gz: ..."}
 
 "files" also names ``quality``: DIR/quality.csv with the row ``coopseg segment`` writes for this output (the
-estimated Dice of the refined labels, its flag and the suspect slices). Exit status 0 after "done", 2 after "error" (bad input or model; the message says what); anything else is
+estimated Dice of the refined labels, its flag and the suspect slices), and for a 4D cine ``curve`` and ``indices``
+(``NAME_curve.csv`` with each frame's volumes and quality, ``NAME_indices.csv``; see ``inference.files``).
+"threshold" is the quality estimate's review threshold (a frame below it is flagged on the module's curve). Exit status 0 after "done", 2 after "error" (bad input or model; the message says what); anything else is
 a crash, with its traceback on stderr. Outputs are written atomically, so a killed worker leaves no half-written file.
 Only this module's ``main`` imports torch: the caller can use ``command`` and ``parse_event`` without it.
 """
@@ -62,7 +64,7 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
     ``second_look`` and ``allow_label_like_input``: see ``Segmenter.segment``."""
     from CoopSegLib.data.nifti import strip_nifti_suffix
     from CoopSegLib.inference.engine import Segmenter
-    from CoopSegLib.inference.files import segment_file_result
+    from CoopSegLib.inference.files import cine_paths, output_paths, segment_file_result
     from CoopSegLib.quality_file import QualityRecord, write_quality_file
 
     _emit(event=PROGRESS, fraction=0.0, message="loading model")
@@ -76,8 +78,12 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
     # The same quality.csv row as coopseg segment writes for this output (the refined stage).
     name = strip_nifti_suffix(input_path)
     table = write_quality_file(folder, {name: QualityRecord.from_estimate(name, result.quality, "stn", result.blurred)})
-    files = {"refined": str(written[0]), "initial": str(written[-1]), "quality": str(table)}
-    return {"device": str(segmenter.device), "files": files}
+    refined, initial = output_paths(input_path, folder, initial=True)
+    files = {"refined": str(refined), "initial": str(initial), "quality": str(table)}
+    if result.labels.ndim == 4:  # a cine: its volume curve (per-frame quality included) and indices too
+        curve, *_, indices = cine_paths(input_path, folder)
+        files.update(curve=str(curve), indices=str(indices))
+    return {"device": str(segmenter.device), "files": files, "threshold": result.quality.threshold}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
