@@ -57,6 +57,7 @@ def test_the_report_says_paper_protocol_and_development_for_one_pass_on_these_su
     _, report = shipped_evaluation
     sha = read_metadata(default_bundle())["weights"]["sha256"]
     assert f"weights sha256 `{sha}`" in report and "second look: off" in report
+    assert "- numerics: cpu, fp32" in report or "- numerics: cpu, bf16" in report
     assert "Development figures (2 of 2 subjects" in report and "the paper's protocol (one pass" in report
     assert "corruption seed 0 is the development seed" in report
     assert "development subjects (1): patient042" in report and "training subjects (1): patient001" in report

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                               second_look=args.second_look)
         evaluated = list(dict.fromkeys(row.subject for row in rows if row.subject))
         protocol = Protocol.of_model(segmenter.bundle, sets, evaluated or subjects or list_acdc_subjects(args.data),
-                                     args.seed, args.copies, args.second_look)
+                                     args.seed, args.copies, args.second_look, segmenter.runtime)
     output_dir = Path(args.output_dir)
     table = protocol.markdown() + "\n" + markdown_report(rows, protocol.title()) + interval_sections(rows)
     table += quality_section(rows, estimates, "prediction" if by_files else "FTN+STN", output_dir,
