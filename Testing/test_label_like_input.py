@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from CoopSegLib.data.label_like import label_like_values
-from CoopSegLib.data.nifti import write_nifti
 from CoopSegLib.errors import CoopSegError
 from CoopSegLib.inference.engine import Segmenter
 from CoopSegLib.inference.inputs import label_like_message
