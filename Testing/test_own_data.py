@@ -107,3 +107,22 @@ def test_own_data_config_fine_tunes_the_shipped_model_on_acdc_coded_pairs(tmp_pa
     assert "reference codes: acdc, detected" in result.stderr
     assert "1 training subjects" in result.stdout and "steps 0 -> 2" in result.stdout
     assert (tmp_path / "run" / "model.coopseg" / "metadata.json").is_file()
+
+
+def test_an_nnunet_folder_takes_its_dataset_json_names_unless_told_otherwise(tmp_path):
+    from CoopSegLib.data.nifti import write_nifti
+
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "labelsTr").mkdir()
+    stored = np.zeros((8, 8, 2), np.uint8)
+    stored[1:3], stored[3:5], stored[5:7] = 1, 2, 3  # RV, MLV, LVC as nnU-Net's ACDC task names them
+    image = np.random.default_rng(0).integers(0, 900, stored.shape).astype(np.int16)
+    write_nifti(image, np.eye(4), tmp_path / "imagesTr" / "case_001_0000.nii.gz")
+    write_nifti(stored, np.eye(4), tmp_path / "labelsTr" / "case_001.nii.gz")
+    (tmp_path / "dataset.json").write_text('{"labels": {"background": 0, "RV": 1, "MLV": 2, "LVC": 3}}')
+    settings = TrainingSettings.from_mapping({"data": {"format": "nnunet", "root": str(tmp_path)}})
+    (named,) = read_cases(settings)  # no detection needed: the names say it
+    np.testing.assert_array_equal(named.label.array, remap_labels(stored, ACDC_TO_CANONICAL))
+    (declared,) = read_cases(TrainingSettings.from_mapping(
+        {"data": {"format": "nnunet", "root": str(tmp_path), "label_codes": "canonical"}}))
+    np.testing.assert_array_equal(declared.label.array, stored)
