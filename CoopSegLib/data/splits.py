@@ -19,7 +19,6 @@ from CoopSegLib.errors import CoopSegError
 ACDC_TEST_SUBJECTS: Tuple[str, ...] = tuple(
     f"patient{number:03d}" for start in (7, 27, 47, 67, 87) for number in range(start, start + 4)
 )
-PAPER_SEEDS = (40, 20, 10)  # one per fold in the paper
 
 
 @dataclass(frozen=True)
