@@ -133,7 +133,8 @@ def test_the_orchestration_runs_end_to_end_on_the_cpu(tiny_pack, tmp_path):
     assert plan["fraction"] == pytest.approx(3 / plan["paper_steps"])
     # Every model on the same cases: 2 clean frames + 4 artefacts x 1 copy, 2 stages, 3 structures.
     lines = (out / "table1.csv").read_text().splitlines()
-    assert lines[0] == "seed,method,set,case,stage,structure,dice,hd95" and len(lines) - 1 == 2 * 6 * 2 * 3
+    assert lines[0] == "seed,method,set,case,stage,structure,dice,hd95,subject,frame,group"
+    assert len(lines) - 1 == 2 * 6 * 2 * 3
     cases = {tuple(line.split(",")[1:4]) for line in lines[1:]}
     assert {tuple(case) for method, *case in cases} == {("clean", f"{manifest['test_subjects'][0]}_{frame}")
                                                  for frame in ("ED", "ES")} | {
