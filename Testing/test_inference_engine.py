@@ -152,18 +152,27 @@ def test_probabilities_and_entropy_are_consistent(segmenter):
 def test_largest_component_option_removes_islands(segmenter):
     from scipy import ndimage  # the oracle (scipy comes with TorchIO; inference itself does not need it)
 
+    from CoopSegLib.inference.components import keep_largest_components
+
     image, _ = ring_volume(6, seed=14)
-    spotted = image.array.copy()
-    spotted[1:4, 1:4, :] = image.array.max()  # a bright blob far from the heart, in every slice
-    plain = segmenter.segment(spotted, image.affine).refined
-    assert max(ndimage.label(plain == code)[1] for code in (1, 2, 3)) > 1  # there are islands to remove
-    cleaned = segmenter.segment(spotted, image.affine, largest_component=True)
-    for labels in (cleaned.initial, cleaned.refined):
-        for code in (1, 2, 3):
-            if (labels == code).any():
-                assert ndimage.label(labels == code)[1] == 1
-    changed = cleaned.refined != plain
-    assert changed.any() and (cleaned.refined[changed] == 0).all()  # cleaning only ever removes
+    prepared = segmenter.prepare(image.array, image.affine)
+    slice_pass = segmenter.predict_slices(prepared, "stn", signals=False)
+    # segment(largest_component=True) is this clean-up of the same pass, frame by frame on the input's grid.
+    whole = segmenter.segment(image.array, image.affine, largest_component=True, quality=False)
+    cleaned = segmenter.map_back(prepared, slice_pass, clean_up=keep_largest_components)
+    np.testing.assert_array_equal(whole.refined, cleaned.refined)
+    np.testing.assert_array_equal(whole.initial, cleaned.initial)
+    # Islands of every structure in a corner of the label map, whatever the toy model predicts: the clean-up
+    # removes them and nothing else.
+    plain = segmenter.map_back(prepared, slice_pass).refined.copy()
+    for offset, code in enumerate((1, 2, 3)):
+        plain[1 + 3 * offset:3 + 3 * offset, 1:3, :] = code
+    assert max(ndimage.label(plain == code)[1] for code in (1, 2, 3)) > 1  # the model's structure + an island
+    kept = keep_largest_components(plain)
+    for code in (1, 2, 3):
+        assert ndimage.label(kept == code)[1] == 1
+    changed = kept != plain
+    assert changed.any() and (kept[changed] == 0).all()  # cleaning only ever removes
 
 
 def test_progress_is_monotone_and_ends_at_one(bundle):

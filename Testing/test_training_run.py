@@ -172,7 +172,7 @@ def test_every_shipped_config_takes_a_step_on_the_phantom(config, tmp_path):
     settings = TrainingSettings.from_yaml(
         path, ["data.format=phantom", "data.split=all", "data.phantom_subjects=2", "data.n_validation=1",
                "data.size=64", "train.steps=1", "train.batch_size=2", "log.tensorboard=false",
-               f"output_root={tmp_path}", *crops])
+               "data.label_codes=null", f"output_root={tmp_path}", *crops])  # the phantom: canonical codes
     outcome = run_training(settings, tmp_path / config, say=lambda _: None)
     assert outcome.step == 1 and outcome.bundle is not None
     bundle = load_bundle(outcome.bundle)
