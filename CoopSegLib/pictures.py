@@ -77,7 +77,6 @@ def save_segmentation_picture(path: Union[str, Path], volume: np.ndarray,
     The slice is ``slice_index`` or the one the label maps mark most; every panel shows the same window around
     the labels. Written through a temporary file and a rename.
     """
-    from CoopSegLib.atomic import write_atomically
 
     plt = pyplot()
     maps = [labels for _, labels in panels if labels is not None]
@@ -89,18 +88,13 @@ def save_segmentation_picture(path: Union[str, Path], volume: np.ndarray,
         show_slice(axis, volume[window + (k,)], None if labels is None else labels[window + (k,)], title)
     legend(figure)
     figure.tight_layout(rect=(0, 0.07, 1, 1))
-    path = Path(path)
-    try:
-        write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
-    finally:
-        plt.close(figure)
-    return path
+    return save_png(figure, path)
 
 
 def save_volume_curve_picture(path: Union[str, Path], cine: Any, title: str = "") -> Path:
     """Write a PNG of a cine's LV and RV cavity volume against frame (``CoopSegLib.evaluation.cine.CineAnalysis``),
-    ED and ES marked and named, frames flagged for review crossed, the ejection fractions (after ``title``) on top; written through a temporary file and a rename."""
-    from CoopSegLib.atomic import write_atomically
+    ED and ES marked and named, frames flagged for review crossed, the ejection fractions (after ``title``) on top;
+    written through a temporary file and a rename."""
 
     plt = pyplot()
     frames = [frame.frame for frame in cine.frames]
@@ -122,9 +116,16 @@ def save_volume_curve_picture(path: Union[str, Path], cine: Any, title: str = ""
     axis.set_title(f"{title}: {ejection}" if title else ejection, fontsize=9)
     axis.legend(fontsize=8, frameon=False)
     figure.tight_layout()
+    return save_png(figure, path)
+
+
+def save_png(figure: Any, path: Union[str, Path]) -> Path:
+    """Write ``figure`` as a PNG through a temporary file and a rename, then close it (whatever happens)."""
+    from CoopSegLib.atomic import write_atomically
+
     path = Path(path)
     try:
         write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
     finally:
-        plt.close(figure)
+        pyplot().close(figure)
     return path

@@ -89,7 +89,7 @@ class QualityRecord:
                    stage, bool(blurred), tuple(suspects), tuple(q for _, q in first),
                    {key: float(estimate.features[key]) for key in SIGNAL_COLUMNS if key in estimate.features},
                    cine=max(frames, default=0) > 0,
-                   structures={c: float(v) for c, v in getattr(estimate, "structures", {}).items()})
+                   structures={c: float(v) for c, v in estimate.structures.items()})
 
     @property
     def needs_review(self) -> bool:

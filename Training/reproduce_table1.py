@@ -139,25 +139,10 @@ def main(argv=None) -> int:
     if args.fold:
         return folds_main(args)
     try:
-        from CoopSegLib.evaluation.comparison import Comparison, comparison_csv, evaluate_methods
+        from CoopSegLib.evaluation.comparison import Comparison, comparison_csv
         from CoopSegLib.evaluation.report import write_text_atomically
-        from CoopSegLib.evaluation.test_sets import build_test_sets
-        from CoopSegLib.inference import Segmenter
 
-        paths = {"standard": bundle_path(args.standard), "cooperative": bundle_path(args.cooperative)}
-        metadata = {name: read_metadata(path) for name, path in paths.items()}
-        protocol = shared_protocol(metadata["standard"], metadata["cooperative"])
-        subjects = test_subjects(Path(args.data), protocol, args.max_subjects)
-        segmenters = {name: Segmenter(path, device=args.device) for name, path in paths.items()}
-        total = len(subjects) * (2 + (len(SETS) - 1) * args.copies)
-        done = []
-
-        def report(case) -> None:
-            done.append(case)
-            print(f"case {len(done)}/{total}: {case.set} {case.key}", file=sys.stderr, flush=True)
-
-        cases = build_test_sets(args.data, SETS, subjects, args.copies, args.seed)
-        rows = evaluate_methods(segmenters, cases, report)
+        protocol, metadata, subjects, rows = score_fold(args, args.standard, args.cooperative)
         comparison = Comparison.of(rows, "standard", "cooperative")
         table = comparison.markdown()
         output = Path(args.output)

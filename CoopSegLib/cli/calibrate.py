@@ -102,6 +102,7 @@ def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_sa
     from CoopSegLib.evaluation.report import write_text_atomically
     from CoopSegLib.evaluation.test_sets import DEFAULT_SETS
     from CoopSegLib.inference.engine import Segmenter
+    from CoopSegLib.inference.quality import STRUCTURE_COLUMNS
 
     artefacts = [name for name in DEFAULT_SETS if name != "clean"]
     items = list(artefact_items(data, subjects, artefacts, args.copies, args.seed))
@@ -119,7 +120,7 @@ def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_sa
                      f"subjects, scored on the held-out subject's clean and artefact volumes):\n")
         lines.append(markdown_quality(scores_by_set(rows, ["clean", *artefacts])))
     structure_rows = cross_validate_structures(fit_samples, scored, "stn")
-    for column in sorted({r["structure"] for r in structure_rows}, key=["lv", "myo", "rv"].index):
+    for column in (c for c in STRUCTURE_COLUMNS if any(r["structure"] == c for r in structure_rows)):
         lines.append(f"leave-one-subject-out, stage stn, the {column.upper()} estimate against that structure's "
                      "own Dice:\n")
         lines.append(markdown_quality(scores_by_set([r for r in structure_rows if r["structure"] == column],
