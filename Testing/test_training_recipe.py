@@ -205,3 +205,24 @@ def test_old_settings_files_keep_their_meaning():
     settings = TrainingSettings.from_mapping({"data": {"augmentation": False}})
     assert settings.data.augmentation is False and settings.train.schedule == "constant"
     assert settings.data.crop is None and settings.train.ema_decay is None
+
+
+def test_warmed_up_average_moves_at_the_warm_up_decay_then_the_full_one():
+    from CoopSegLib.cooperative.weight_average import warmed_decay
+
+    config = CooperativeConfig.variant("cooperative", widths=SMALL_WIDTHS)
+    images, labels = ring_slices(4, 32, seed=2)
+    layer = "ftn.encoder.input_block.0.0.weight"
+    warm = CooperativeTrainer(config, "cpu", "fp32", ema_decay=0.999, ema_warmup=True)
+    warm.train_step(images, labels)  # the first update copies the weights
+    first = warm.model.state_dict()[layer].clone()
+    warm.train_step(images, labels)
+    second = warm.model.state_dict()[layer]
+    expected = first + (1 - warmed_decay(0.999, 1)) * (second - first)  # decay 2/11, not 0.999
+    assert torch.allclose(warm.evaluation_model.state_dict()[layer], expected, atol=1e-7)
+    # Far into a run the warm-up has ended: the decay is the configured one.
+    assert warmed_decay(0.999, 50_000) == 0.999 and warmed_decay(0.999, 100) < 0.92
+    # A checkpoint keeps the warm-up: the restored average continues at the same decay schedule.
+    resumed = CooperativeTrainer(config, "cpu", "fp32", ema_decay=0.999, ema_warmup=True)
+    resumed.load_state_dict(warm.state_dict())
+    assert int(resumed.average.n_averaged) == 2

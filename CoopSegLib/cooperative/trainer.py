@@ -11,11 +11,12 @@ from typing import Any, Optional, Union
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from CoopSegLib.cooperative.config import CooperativeConfig
 from CoopSegLib.cooperative.hard_examples import HardExamples
 from CoopSegLib.cooperative.objective import CooperativeLoss, CooperativeObjective
+from CoopSegLib.cooperative.weight_average import weight_average
 from CoopSegLib.networks import CoopSegModel, Prediction
 from CoopSegLib.runtime import Runtime
 
@@ -24,7 +25,8 @@ class CooperativeTrainer:
     """Trains a ``CoopSegModel`` with the cooperative objective: ``train_step`` on batches, ``predict`` to look.
 
     ``precision`` "auto" trains in bf16 autocast where the device has fast bf16 (float32 weights either way);
-    ``ema_decay`` keeps an exponential moving average of the weights for validation and the bundle.
+    ``ema_decay`` keeps an exponential moving average of the weights for validation and the bundle (``ema_warmup``:
+    a lower decay over the first thousands of steps, for runs from scratch; cooperative/weight_average.py).
 
     >>> import torch
     >>> trainer = CooperativeTrainer(CooperativeConfig.variant("standard", widths=(8, 16, 32)), "cpu", "fp32")
@@ -43,6 +45,7 @@ class CooperativeTrainer:
         channels_last: Optional[bool] = None,
         compile: bool = False,
         ema_decay: Optional[float] = None,
+        ema_warmup: bool = False,
     ):
         self.config = config = config if config is not None else CooperativeConfig()
         # The device, precision and memory format under training's defaults (runtime.default_channels_last).
@@ -59,7 +62,7 @@ class CooperativeTrainer:
         # step's weights.
         self.average: Optional[AveragedModel] = None
         if ema_decay is not None:
-            self.average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            self.average = weight_average(self.model, ema_decay, ema_warmup)
         # What a training step calls: the objective itself, or a DistributedDataParallel wrapper of it.
         self.step_module: nn.Module = self.objective
         self.step = 0

@@ -201,7 +201,8 @@ class TrainingRun:
         train = self.settings.train
         seed_everything(train.seed)
         self.trainer = CooperativeTrainer(self.settings.method.config(), self.device, train.precision,
-                                          train.channels_last, train.compile, train.ema_decay)
+                                          train.channels_last, train.compile, train.ema_decay,
+                                          train.ema_warmup)
         if train.init_from is not None and not resume:
             try:
                 self.trainer.load_weights(load_bundle(self.settings.starting_bundle()).model.state_dict())

@@ -91,6 +91,7 @@ class TrainSettings:
     warmup_steps: int = 0  # linear warm-up from 0 to method.learning_rate over these steps
     final_lr_fraction: float = 0.01  # cosine: the rate at the last step, as a fraction of method.learning_rate
     ema_decay: Optional[float] = None  # e.g. 0.999: validate and ship an exponential moving average of the weights
+    ema_warmup: bool = False  # a lower decay early on (cooperative/weight_average.py): for runs from scratch
     init_from: Optional[str] = None  # a model bundle (or "shipped") whose weights start a new run (not on --resume)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     precision: str = "auto"  # auto (bf16 where it is fast), bf16, fp32
