@@ -36,7 +36,6 @@ from slicer.util import VTKObservationMixin
 
 MINIMUM_SLICER = (5, 6)  # README, CoopSeg.s4ext and every API call here and in CoopSegMRML are checked against it
 TORCH_MINIMUM = "2.1"  # CoopSegLib's lower bound (pyproject.toml)
-NIBABEL_MINIMUM = "5"  # the worker's file format (NIfTI in, NIfTI out, as `coopseg segment`)
 POLL_MS = 200  # how often the GUI reads the worker's progress lines
 
 # Developers can add this folder to Slicer's module paths straight from a checkout: CoopSegLib is then one level up.
@@ -112,16 +111,10 @@ def torchVersionOk() -> bool:
         return False
 
 
-def nibabelOk() -> bool:
-    try:
-        import nibabel  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def dependenciesPresent() -> bool:
-    return torchVersionOk() and nibabelOk()
+    # PyTorch only: images go to the worker and back as NRRD through Slicer's own storage nodes and the SimpleITK
+    # Slicer ships (CoopSegMRML.exchange), so no nibabel.
+    return torchVersionOk()
 
 
 def ensureDependenciesFor(widget) -> bool:
@@ -137,21 +130,11 @@ def ensureDependenciesFor(widget) -> bool:
 
 
 def ensureDependencies() -> bool:
-    """torch (>= TORCH_MINIMUM) through the PyTorch extension and nibabel (the worker's NIfTI files, pure Python),
-    each after the user agrees; False when one is not there.
+    """torch (>= TORCH_MINIMUM) through the PyTorch extension, after the user agrees; False when it is not there.
 
     Slicer's own numpy and SimpleITK are used as they are: nothing is installed that could replace them.
     """
-    if not torchVersionOk() and not ensureTorch():
-        return False
-    if nibabelOk():
-        return True
-    if not slicer.util.confirmOkCancelDisplay(
-            "CoopSeg exchanges images with its worker process as NIfTI files and needs the Python package nibabel "
-            "(pure Python, a few MB). Install it now?", "CoopSeg: install nibabel"):
-        return False
-    slicer.util.pip_install(f"nibabel>={NIBABEL_MINIMUM}")
-    return nibabelOk()
+    return torchVersionOk() or ensureTorch()
 
 
 def ensureTorch() -> bool:
@@ -395,7 +378,7 @@ class CoopSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay("CoopSeg could not start segmenting.", waitCursor=True):
             if not ensureDependenciesFor(self):
-                self.ui.statusLabel.text = "Idle (PyTorch or nibabel is not available)"
+                self.ui.statusLabel.text = "Idle (PyTorch is not available)"
                 return
             output = node.outputSegmentation
             if output is not None and not slicer.util.confirmOkCancelDisplay(
@@ -618,7 +601,7 @@ class CoopSegLogic(ScriptedLoadableModuleLogic):
 class CoopSegTest(ScriptedLoadableModuleTest):
     """Segments an oblique synthetic volume inside Slicer through the worker process (PythonSlicer), with a small
     untrained bundle, and checks the nodes against CoopSegLib's own output (the model's quality is tested
-    elsewhere; here the plumbing is). Installs nothing: without PyTorch or nibabel it is skipped in testing mode."""
+    elsewhere; here the plumbing is). Installs nothing: without PyTorch it is skipped in testing mode."""
 
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
@@ -646,9 +629,9 @@ class CoopSegTest(ScriptedLoadableModuleTest):
             self.skipTest(problem)
         if not dependenciesPresent():
             if slicer.app.testingEnabled():  # a test machine: never download PyTorch there
-                self.skipTest("PyTorch (>= %s) or nibabel is not installed; the CoopSeg self-test needs both"
+                self.skipTest("PyTorch (>= %s) is not installed; the CoopSeg self-test needs it"
                               % TORCH_MINIMUM)
-            self.assertTrue(ensureDependencies(), "PyTorch and nibabel are needed for this test")
+            self.assertTrue(ensureDependencies(), "PyTorch is needed for this test")
         from CoopSegLib.inference import Segmenter
         from CoopSegMRML import FINISHED, RUNNING, CoopSegSceneLogic
         from CoopSegMRML.segmentations import labels_from_segmentation

@@ -1,13 +1,13 @@
 """The module's logic on MRML nodes, without Qt: segment a volume node into "initial (FTN)" and "refined (FTN+STN)"
 segmentation nodes, switch between them, preview hard examples, tabulate volumes and clinical indices.
 
-Segmenting runs outside this process: ``start`` writes the volume to a temporary NIfTI file and launches the
-CoopSegLib worker command (``CoopSegLib.inference.worker``, the code path of ``coopseg segment``) with the Python
-given (Slicer's PythonSlicer inside Slicer); the GUI polls the job from a timer, and ``import_result`` turns the
-worker's files into nodes on this (the main) thread, all or nothing. A run makes new nodes unless an existing
-segmentation node is passed as ``output``, which is then overwritten (with its initial node and table): results,
-and the edits made to them, are never replaced without the caller asking. Previews (a fraction of a second) run
-in this process.
+Segmenting runs outside this process: ``start`` writes the volume to a temporary NRRD file with Slicer's own writer
+(``CoopSegMRML.exchange``) and launches the CoopSegLib worker command (``CoopSegLib.inference.worker``, the code path
+of ``coopseg segment``) with the Python given (Slicer's PythonSlicer inside Slicer); the GUI polls the job from a
+timer, and ``import_result`` turns the worker's files into nodes on this (the main) thread, all or nothing. A run
+makes new nodes unless an existing segmentation node is passed as ``output``, which is then overwritten (with its
+initial node and table): results, and the edits made to them, are never replaced without the caller asking.
+Previews (a fraction of a second) run in this process.
 
 A cine input (the proxy volume of a sequence browser's volume sequence, ``CoopSegMRML.cine``) goes to the worker as
 one 4D file; its results are segmentation sequences synchronised in the same browser, a volume curve (tables and a
@@ -43,6 +43,7 @@ from CoopSegLib.vocabulary import ALL_STAGES
 from CoopSegLib.weights import default_bundle, has_default_bundle, no_default_model
 from CoopSegMRML.cine import (Cine, CurveNodes, add_curve_nodes, add_segmentation_sequence, cine_image, cine_of,
                              fill_curve, read_frame_quality, remove_from_browser, sequence_labels)
+from CoopSegMRML.exchange import NRRD_SUFFIX, read_exchange_labels, write_exchange_image
 from CoopSegMRML.previews import PreviewNodes, preview_nodes
 from CoopSegMRML.segmentations import (NodeState, labels_from_segmentation, place_beside,
                                        segmentation_from_labels)
@@ -180,8 +181,6 @@ class CoopSegSceneLogic:
         estimate flags is segmented again on an in-plane-blurred input (``coopseg segment --second-look``).
         A volume that looks like a label map makes the worker fail with its one-line reason (the job's status
         message) unless ``allow_label_like_input``."""
-        from CoopSegLib.data.nifti import write_nifti
-
         model_path, torch_device = self.model_path(model), self._device(device)
         if output is not None and not self.scene.IsNodePresent(output):
             raise CoopSegError("the chosen output segmentation is not in the scene")
@@ -192,7 +191,7 @@ class CoopSegSceneLogic:
         array, affine = cine_image(cine, volume_node) if cine is not None else volume_image(volume_node)
         folder = tempfile.mkdtemp(prefix="CoopSeg-")
         try:
-            input_path = write_nifti(array, affine, Path(folder) / f"{INPUT_NAME}.nii.gz")
+            input_path = write_exchange_image(array, affine, Path(folder) / f"{INPUT_NAME}{NRRD_SUFFIX}")
             args = command(self.python, str(input_path), str(Path(folder) / "output"), str(model_path), torch_device,
                            second_look, allow_label_like_input)
             path = os.pathsep.join(p for p in (coopseglib_root(), os.environ.get("PYTHONPATH", "")) if p)
@@ -219,8 +218,6 @@ class CoopSegSceneLogic:
         table) overwritten. All or nothing: any failure removes what was made and leaves an overwritten node as it
         was; nothing is made for a cancelled or failed job, nor when the input or the output node has left the
         scene (a closed scene included). Removes the job's temporary folder."""
-        from CoopSegLib.data.nifti import load_nifti
-
         try:
             status = job.status()
             if status.state == CANCELLED:
@@ -241,10 +238,7 @@ class CoopSegSceneLogic:
             files = job.process.result["files"]
             labels = {}
             for stage in STAGE_TITLES:
-                labels[stage] = np.asarray(load_nifti(files[stage], dims=None)[0], dtype=np.uint8)
-                if labels[stage].shape != job.shape:
-                    raise CoopSegError(f"the worker's {stage} labels have shape {labels[stage].shape}, the input "
-                                       f"{job.shape}; nothing was added")
+                labels[stage] = read_exchange_labels(files[stage], job.shape)
             quality = self._quality(files)
             if job.cine is not None:
                 if job.cine.frames != job.shape[3] or cine_of(volume) is None:

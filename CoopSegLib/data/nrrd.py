@@ -4,6 +4,8 @@ ITK describes voxels in LPS world coordinates (x to the patient's left, y poster
 and this project use RAS. The affine returned is RAS: ITK's direction x spacing and origin with x and y negated.
 Arrays come back in voxel-index order (i, j, k[, t]), like nibabel's, not in SimpleITK's reversed (k, j, i) order.
 A 4D image, or a 3D image with several components per voxel (how Slicer stores a sequence), reads as (X, Y, Z, T).
+``write_nrrd`` writes the last axis of a 4D array as components, which Slicer's volume-sequence reader loads as a
+sequence (the Slicer module's worker answers in NRRD so that Slicer's Python needs no nibabel).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Tuple, Union
 
 import numpy as np
 
+from CoopSegLib.atomic import write_atomically
 from CoopSegLib.errors import CoopSegError
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
@@ -56,3 +59,30 @@ def read_nrrd(path: Union[str, Path]) -> Tuple[np.ndarray, np.ndarray]:
         order += (dims,)  # components (the frames of a sequence) stay last
     array = np.transpose(array, order)
     return np.ascontiguousarray(array), itk_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+
+
+def write_nrrd(array: np.ndarray, affine: np.ndarray, path: Union[str, Path], dtype: Any = None) -> Path:
+    """Write ``array`` (voxel-index order, 3D, or 4D with frames or classes last) on the RAS ``affine`` as a
+    gzip-compressed NRRD, atomically; the inverse of ``read_nrrd``.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "labels.nrrd"
+    >>> labels = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    >>> affine = np.array([[-1.5, 0, 0, 10], [0, -1.5, 0, -20], [0, 0, 8, 30], [0, 0, 0, 1.0]])
+    >>> back, back_affine = read_nrrd(write_nrrd(labels, affine, path))
+    >>> bool((back == labels).all()), bool(np.allclose(back_affine, affine))
+    (True, True)
+    """
+    sitk = _simpleitk()
+    array = np.asarray(array if dtype is None else array.astype(dtype))
+    if array.ndim not in (3, 4):
+        raise CoopSegError(f"{path}: NRRD output takes 3D or 4D arrays, not {array.ndim}D")
+    vector = array.ndim == 4
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array, (2, 1, 0, 3) if vector else (2, 1, 0))),
+                                   isVector=vector)
+    lps = LPS_TO_RAS @ np.asarray(affine, dtype=np.float64)  # the same flip takes RAS to LPS
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    image.SetSpacing(tuple(float(v) for v in spacing))
+    image.SetOrigin(tuple(float(v) for v in lps[:3, 3]))
+    image.SetDirection(tuple(float(v) for v in (lps[:3, :3] / spacing).ravel()))
+    return write_atomically(path, lambda temporary: sitk.WriteImage(image, temporary, True))

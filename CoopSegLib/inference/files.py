@@ -19,7 +19,8 @@ and for a 4D cine (``CoopSegLib.evaluation.cine``):
                                 (smallest), led by two rows ed_frame and es_frame that name them
 
 A NIfTI input's header (sform and qform) is copied exactly; a NRRD input gets a NIfTI whose sform and qform hold
-its RAS affine. Every file is written through a temporary file and a rename, and if any output of an input fails,
+its RAS affine, or with ``output_format="nrrd"`` NRRD files (``NAME.nrrd``, ...; a cine's frames as components, how
+Slicer reads a sequence): the Slicer module's worker answers so, and Slicer's Python needs no nibabel. Every file is written through a temporary file and a rename, and if any output of an input fails,
 those already written for it are removed: an input gives all its outputs or none.
 """
 
@@ -35,6 +36,7 @@ from CoopSegLib.inference.engine import Segmentation, Segmenter
 from CoopSegLib.inference.monitor import ProgressCallback
 
 PathLike = Union[str, Path]
+OUTPUT_SUFFIXES = {"nifti": ".nii.gz", "nrrd": ".nrrd"}  # output_format -> image file extension
 PROBABILITIES_SUFFIX = "_probabilities"
 ENTROPY_SUFFIX = "_entropy"
 INITIAL_SUFFIX = "_initial"
@@ -43,18 +45,20 @@ INDICES_SUFFIX = "_indices"
 
 
 def output_paths(input_path: PathLike, output_dir: PathLike, probabilities: bool = False,
-                 entropy: bool = False, initial: bool = False) -> List[Path]:
+                 entropy: bool = False, initial: bool = False, output_format: str = "nifti") -> List[Path]:
     """The files ``segment_file`` writes for ``input_path``, label map first."""
     from CoopSegLib.data.nifti import strip_nifti_suffix
 
-    stem, folder = strip_nifti_suffix(input_path), Path(output_dir)
-    paths = [folder / f"{stem}.nii.gz"]
+    if output_format not in OUTPUT_SUFFIXES:
+        raise CoopSegError(f"output format must be one of {', '.join(OUTPUT_SUFFIXES)}, not {output_format!r}")
+    stem, folder, suffix = strip_nifti_suffix(input_path), Path(output_dir), OUTPUT_SUFFIXES[output_format]
+    paths = [folder / f"{stem}{suffix}"]
     if probabilities:
-        paths.append(folder / f"{stem}{PROBABILITIES_SUFFIX}.nii.gz")
+        paths.append(folder / f"{stem}{PROBABILITIES_SUFFIX}{suffix}")
     if entropy:
-        paths.append(folder / f"{stem}{ENTROPY_SUFFIX}.nii.gz")
+        paths.append(folder / f"{stem}{ENTROPY_SUFFIX}{suffix}")
     if initial:
-        paths.append(folder / f"{stem}{INITIAL_SUFFIX}.nii.gz")
+        paths.append(folder / f"{stem}{INITIAL_SUFFIX}{suffix}")
     return paths
 
 
@@ -111,8 +115,9 @@ def write_cine_outputs(cine: Any, paths: List[Path], title: str = "") -> List[Pa
 def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, paths: List[Path],
                   initial: bool = False) -> List[Path]:
     """Write the label map (and probabilities / entropy when present, the FTN labels with ``initial``) to
-    ``paths``; all or nothing."""
+    ``paths`` (NIfTI, or NRRD for a .nrrd path); all or nothing."""
     from CoopSegLib.data.nifti import write_like, write_nifti
+    from CoopSegLib.data.nrrd import write_nrrd
 
     arrays = [(result.labels, np.uint8)]
     if result.probabilities is not None:
@@ -124,7 +129,9 @@ def write_outputs(result: Segmentation, reference: Any, affine: np.ndarray, path
     written: List[Path] = []
     try:
         for (array, dtype), path in zip(arrays, paths):
-            if reference is not None:
+            if path.suffix == OUTPUT_SUFFIXES["nrrd"]:
+                written.append(write_nrrd(array, affine, path, dtype))
+            elif reference is not None:
                 written.append(write_like(array, reference, path, dtype))
             else:
                 written.append(write_nifti(array, affine, path, dtype))
@@ -153,9 +160,10 @@ def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: 
                         probabilities: bool = False, entropy: bool = False, largest_component: bool = False,
                         progress: Optional[ProgressCallback] = None, cancel: Any = None,
                         initial: bool = False, second_look: bool = False,
-                        allow_label_like_input: bool = False) -> Tuple[List[Path], Segmentation]:
+                        allow_label_like_input: bool = False,
+                        output_format: str = "nifti") -> Tuple[List[Path], Segmentation]:
     """``segment_file``, also returning the segmentation (with its quality estimate); ``second_look`` and
-    ``allow_label_like_input``: see ``Segmenter.segment``."""
+    ``allow_label_like_input``: see ``Segmenter.segment``; ``output_format``: nifti or nrrd image files."""
     from CoopSegLib.data.images import read_image
     from CoopSegLib.data.nifti import strip_nifti_suffix
 
@@ -172,7 +180,7 @@ def segment_file_result(segmenter: Segmenter, input_path: PathLike, output_dir: 
         if str(error).startswith(str(input_path)):
             raise
         raise type(error)(f"{input_path}: {error}") from None
-    paths = output_paths(input_path, output_dir, probabilities, entropy, initial)
+    paths = output_paths(input_path, output_dir, probabilities, entropy, initial, output_format)
     written = write_outputs(result, image.nifti, image.affine, paths, initial)
     if result.labels.ndim == 4:  # a cine: its curve and indices beside the label map, or none of its files
         try:

@@ -6,7 +6,9 @@ so that no PyTorch work runs in Slicer's process, whose main thread holds the GI
 
 It segments INPUT exactly as ``coopseg segment`` does (the same ``segment_file``, stage stn, same defaults;
 ``--second-look`` and ``--allow-label-like-input`` as there: a label map given as the image is an "error" event)
-and also writes the FTN labels of the same pass, ``DIR/NAME_initial.nii.gz``. Its stdout carries one JSON object
+and also writes the FTN labels of the same pass, ``DIR/NAME_initial.nii.gz``. A NRRD input (what the module sends,
+written by Slicer's own storage nodes) gets NRRD outputs (``DIR/NAME.nrrd``, ``DIR/NAME_initial.nrrd``; SimpleITK,
+which Slicer ships), so Slicer's Python needs no nibabel. Its stdout carries one JSON object
 per line:
 
     {"event": "progress", "fraction": 0.42, "message": "segmenting slices 1-10 of 10"}
@@ -63,6 +65,7 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
     """Segment ``input_path`` into ``output_dir``, reporting progress on stdout; the "done" event's content.
     ``second_look`` and ``allow_label_like_input``: see ``Segmenter.segment``."""
     from CoopSegLib.data.nifti import strip_nifti_suffix
+    from CoopSegLib.data.nrrd import NRRD_SUFFIXES
     from CoopSegLib.inference.engine import Segmenter
     from CoopSegLib.inference.files import cine_paths, output_paths, segment_file_result
     from CoopSegLib.quality_file import QualityRecord, write_quality_file
@@ -71,14 +74,15 @@ def run(input_path: str, output_dir: str, model: Optional[str] = None, device: s
     segmenter = Segmenter(model or None, device=device)
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    output_format = "nrrd" if Path(input_path).name.lower().endswith(NRRD_SUFFIXES) else "nifti"
     written, result = segment_file_result(
         segmenter, input_path, folder, stage="stn", initial=True, second_look=second_look,
-        allow_label_like_input=allow_label_like_input,
+        allow_label_like_input=allow_label_like_input, output_format=output_format,
         progress=lambda fraction, message: _emit(event=PROGRESS, fraction=fraction, message=message))
     # The same quality.csv row as coopseg segment writes for this output (the refined stage).
     name = strip_nifti_suffix(input_path)
     table = write_quality_file(folder, {name: QualityRecord.from_estimate(name, result.quality, "stn", result.blurred)})
-    refined, initial = output_paths(input_path, folder, initial=True)
+    refined, initial = output_paths(input_path, folder, initial=True, output_format=output_format)
     files = {"refined": str(refined), "initial": str(initial), "quality": str(table)}
     if result.labels.ndim == 4:  # a cine: its volume curve (per-frame quality included) and indices too
         curve, *_, indices = cine_paths(input_path, folder)
