@@ -170,3 +170,22 @@ def test_reproduce_table1_over_folds_scores_each_fold_on_its_own_test_subjects(t
     assert "cooperative training **inconclusive at this budget**" in text
     assert reproduce_table1.main([*arguments[:6], "--fold", *arguments[7:9], "--fold", *arguments[7:9]]) == 2
     assert "trained with seed 40" in capsys.readouterr().err
+
+    # Equal compute: a standard run of fold 20 with twice the steps, scored on fold 20's cases beside the others.
+    longer = with_training_record(bundle, tmp_path / "standard20_long.coopseg", folds[20][0], subjects[-1:],
+                                  steps=200, seed=20)
+    assert reproduce_table1.main([*arguments, "--equal-compute", str(longer)]) == 0
+    text = (tmp_path / "folds.md").read_text()
+    assert "## Equal compute (fold 20)" in text and "standard training ran 200 steps" in text
+    with open(tmp_path / "folds.csv", newline="") as stream:
+        methods = {row["method"] for row in csv.DictReader(stream)}
+    assert methods == {"standard@40", "cooperative@40", "standard@20", "cooperative@20",
+                       f"{reproduce_table1.EQUAL_COMPUTE}@20"}
+    # A run whose seed no fold has, or trained on other subjects, is refused with its reason.
+    stray = with_training_record(bundle, tmp_path / "standard30.coopseg", folds[20][0], subjects[-1:], seed=30)
+    assert reproduce_table1.main([*arguments, "--equal-compute", str(stray)]) == 2
+    assert "seed 30, which no --fold has" in capsys.readouterr().err
+    other = with_training_record(bundle, tmp_path / "standard20_other.coopseg", folds[40][0], subjects[-1:],
+                                 steps=200, seed=20)
+    assert reproduce_table1.main([*arguments, "--equal-compute", str(other)]) == 2
+    assert "data.train_subjects differ" in capsys.readouterr().err

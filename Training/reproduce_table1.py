@@ -12,6 +12,10 @@ a 95% interval (bootstrap over test subjects within folds) and a verdict:
     python Training/reproduce_table1.py --data DATA --fold runs/std40 runs/coop40 --fold runs/std20 runs/coop20 \
         --fold runs/std10 runs/coop10 --output docs/table1_folds.md
 
+Equal compute as well as equal steps: ``--equal-compute RUN`` adds a standard run of one fold's split seed trained
+for more steps (about the cooperative run's wall time: twice the steps); it is scored on that fold's cases beside the
+others and compared with the fold's cooperative run in a section of its own.
+
 The two runs of a fold must share the protocol (training and validation subjects, steps, seed); the test subjects
 are every subject in DATA that neither run trained or validated on. Each test case (clean ED and ES frames; ES frames under
 the four TorchIO artefacts) is built once and segmented by both models. Writes the Markdown table (``--output``)
@@ -32,6 +36,7 @@ from CoopSegLib.errors import CoopSegError  # noqa: E402
 
 PROTOCOL_KEYS = ("steps", "seed")  # with the training and validation subjects, what both runs must share
 SETS = ("clean", "bias", "ghosting", "motion", "spike")
+EQUAL_COMPUTE = "standard, equal compute"  # the method name of --equal-compute's run
 
 
 def bundle_path(path: str) -> Path:
@@ -40,10 +45,10 @@ def bundle_path(path: str) -> Path:
     return path / "model.coopseg" if (path / "model.coopseg").is_dir() else path
 
 
-def shared_protocol(standard: dict, cooperative: dict) -> dict:
+def shared_protocol(standard: dict, cooperative: dict, keys=PROTOCOL_KEYS) -> dict:
     """The training record both bundles share; an error naming what differs."""
     a, b = standard["training"], cooperative["training"]
-    differs = [key for key in PROTOCOL_KEYS if a.get(key) != b.get(key)]
+    differs = [key for key in keys if a.get(key) != b.get(key)]
     differs += [f"data.{key}" for key in ("train_subjects", "validation_subjects", "frames")
                 if a["data"].get(key) != b["data"].get(key)]
     if differs:
@@ -126,6 +131,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cooperative", metavar="RUN", help="run folder or bundle of cooperative training")
     parser.add_argument("--fold", nargs=2, action="append", metavar=("STANDARD", "COOPERATIVE"),
                         help="one fold's two runs (repeat per fold); the table then covers every fold")
+    parser.add_argument("--equal-compute", metavar="RUN",
+                        help="with --fold: a standard run of one fold's seed trained for more steps (equal wall time "
+                        "with its cooperative run), compared with that fold's cooperative run")
     parser.add_argument("--copies", type=int, default=1, metavar="N", help="corrupted copies per ES frame (1)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="corruption seed (0)")
     parser.add_argument("--max-subjects", type=int, default=0, metavar="N",
@@ -136,6 +144,8 @@ def main(argv=None) -> int:
     if bool(args.fold) == bool(args.standard or args.cooperative) or (not args.fold and not (
             args.standard and args.cooperative)):
         parser.error("give --standard and --cooperative (one fold), or one --fold STANDARD COOPERATIVE per fold")
+    if args.equal_compute and not args.fold:
+        parser.error("--equal-compute goes with --fold")
     if args.fold:
         return folds_main(args)
     try:
@@ -156,15 +166,23 @@ def main(argv=None) -> int:
     return 0
 
 
-def score_fold(args, standard: str, cooperative: str) -> tuple:
-    """(protocol, metadata, test subjects, score rows by method) of one fold's two runs."""
+def score_fold(args, standard: str, cooperative: str, longer: str = "") -> tuple:
+    """(protocol, metadata, test subjects, score rows by method) of one fold's two runs, and of ``longer`` (a
+    standard run on the fold's subjects and seed, more steps: EQUAL_COMPUTE) when given."""
     from CoopSegLib.evaluation.comparison import evaluate_methods
     from CoopSegLib.evaluation.test_sets import build_test_sets
     from CoopSegLib.inference import Segmenter
 
     paths = {"standard": bundle_path(standard), "cooperative": bundle_path(cooperative)}
+    if longer:
+        paths[EQUAL_COMPUTE] = bundle_path(longer)
     metadata = {name: read_metadata(path) for name, path in paths.items()}
     protocol = shared_protocol(metadata["standard"], metadata["cooperative"])
+    if longer:
+        try:  # the same subjects and seed; the steps differ by design
+            shared_protocol(metadata[EQUAL_COMPUTE], metadata["cooperative"], keys=("seed",))
+        except CoopSegError as error:
+            raise CoopSegError(f"--equal-compute {longer}: {error}") from None
     subjects = test_subjects(Path(args.data), protocol, args.max_subjects)
     segmenters = {name: Segmenter(path, device=args.device) for name, path in paths.items()}
     total = len(subjects) * (2 + (len(SETS) - 1) * args.copies)
@@ -179,6 +197,24 @@ def score_fold(args, standard: str, cooperative: str) -> tuple:
     return protocol, metadata, subjects, evaluate_methods(segmenters, cases, report)
 
 
+def equal_compute_section(scored: dict, seed: int, longer: dict) -> str:
+    """Standard training at about cooperative training's wall time against cooperative training, one fold."""
+    from CoopSegLib.evaluation.comparison import FoldSummary
+
+    rows = scored[seed]
+    table = FoldSummary({seed: {"standard": rows[EQUAL_COMPUTE], "cooperative": rows["cooperative"]}}, "standard",
+                        "cooperative").markdown()
+    record = longer["training"]
+    return f"""
+## Equal compute (fold {seed})
+
+A cooperative step costs about two standard steps, so at equal wall time standard training gets about twice the
+steps. Here standard training ran {record['steps']} steps ({record['wall_time_s'] / 60:.0f} min) and is compared with
+the fold's cooperative run above, on the same cases: is cooperative training worth its cost?
+
+{table}"""
+
+
 def folds_main(args) -> int:
     """Every fold's table, the paired differences and the verdict, in one document (and every score in CSV)."""
     try:
@@ -187,8 +223,12 @@ def folds_main(args) -> int:
 
         scored = {}
         runs = []
+        longer_seed = read_metadata(bundle_path(args.equal_compute))["training"]["seed"] if args.equal_compute \
+            else None
         for standard, cooperative in args.fold:
-            protocol, metadata, subjects, rows = score_fold(args, standard, cooperative)
+            seed = read_metadata(bundle_path(cooperative))["training"]["seed"]
+            longer = args.equal_compute if seed == longer_seed else ""
+            protocol, metadata, subjects, rows = score_fold(args, standard, cooperative, longer)
             if protocol["seed"] in scored:
                 raise CoopSegError(f"two --fold pairs were trained with seed {protocol['seed']}; give each fold once")
             scored[protocol["seed"]] = rows
@@ -197,8 +237,13 @@ def folds_main(args) -> int:
                 runs.append(f"| {protocol['seed']} | {name} | {record['run']} | {record['steps']} | "
                             f"{record['weights_from_step']} | {config['learning_rate']:g} | {record['device']} | "
                             f"{record['wall_time_s'] / 60:.0f} min | {len(subjects)} |")
+        if args.equal_compute and longer_seed not in scored:
+            raise CoopSegError(f"--equal-compute {args.equal_compute} was trained with seed {longer_seed}, which no "
+                               "--fold has")
         summary = FoldSummary(scored, "standard", "cooperative")
         table = summary.markdown()
+        equal = equal_compute_section(
+            scored, longer_seed, read_metadata(bundle_path(args.equal_compute))) if args.equal_compute else ""
         output = Path(args.output)
         every = {f"{name}@{fold}": group for fold, rows in scored.items() for name, group in rows.items()}
         write_text_atomically(output.with_suffix(".csv"), comparison_csv(every))
@@ -209,7 +254,7 @@ pass (no second look: the paper's protocol). Clean: ED and ES frames; artefacts:
 time(s) each with TorchIO at the paper's parameters (corruption seed {args.seed}). A fold is named by the seed that
 drew its 10 training subjects.
 
-{table}
+{table}{equal}
 ## Runs
 
 | fold | method | run | steps | weights from step | Adam lr | device | training wall time | test subjects |
