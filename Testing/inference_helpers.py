@@ -81,7 +81,8 @@ def with_training_record(bundle, folder, train, validation, steps=100, seed=40):
     path = Path(shutil.copytree(bundle, folder))
     metadata = json.loads((path / "metadata.json").read_text())
     metadata["training"] = {"run": path.name, "steps": steps, "weights_from_step": steps, "seed": seed,
-                            "device": "cpu", "wall_time_s": 60.0,
+                            "device": "cpu", "wall_time_s": 60.0, "threads": 2, "precision": "fp32",
+                            "host": "test-host",
                             "data": {"frames": ["ED", "ES"], "train_subjects": list(train),
                                      "validation_subjects": list(validation)},
                             "objective": CooperativeConfig().objective_dict()}

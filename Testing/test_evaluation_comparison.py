@@ -177,6 +177,10 @@ def test_reproduce_table1_over_folds_scores_each_fold_on_its_own_test_subjects(t
     assert reproduce_table1.main([*arguments, "--equal-compute", str(longer)]) == 0
     text = (tmp_path / "folds.md").read_text()
     assert "## Equal compute (fold 20)" in text and "standard training ran 200 steps" in text
+    # Every run's command and the machine it ran on, in the document.
+    assert f"--config short_acdc10_cooperative --data DATA --seed 20 --run-dir {tmp_path / 'cooperative20.coopseg'}" \
+        in text and f"--seed 20 --set train.steps=200 --run-dir {longer}" in text
+    assert f"--equal-compute {longer}" in text and "cpu, 2 thread(s), fp32 on test-host" in text
     with open(tmp_path / "folds.csv", newline="") as stream:
         methods = {row["method"] for row in csv.DictReader(stream)}
     assert methods == {"standard@40", "cooperative@40", "standard@20", "cooperative@20",

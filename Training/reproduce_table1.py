@@ -215,6 +215,27 @@ the fold's cooperative run above, on the same cases: is cooperative training wor
 {table}"""
 
 
+def regenerate_commands(args) -> str:
+    """The commands that train this document's runs (as named in it) and write it again."""
+    lines = []
+    for standard, cooperative in args.fold:
+        seed = read_metadata(bundle_path(cooperative))["training"]["seed"]
+        for config, run in (("short_acdc10_standard", standard), ("short_acdc10_cooperative", cooperative)):
+            lines.append(f"python Training/train.py --config {config} --data DATA --seed {seed} --run-dir {run} "
+                         "--no-calibrate")
+    command = ["python Training/reproduce_table1.py --data DATA"]
+    command += [f"--fold {standard} {cooperative}" for standard, cooperative in args.fold]
+    if args.equal_compute:
+        record = read_metadata(bundle_path(args.equal_compute))["training"]
+        lines.append(f"python Training/train.py --config short_acdc10_standard --data DATA --seed {record['seed']} "
+                     f"--set train.steps={record['steps']} --run-dir {args.equal_compute} --no-calibrate")
+        command.append(f"--equal-compute {args.equal_compute}")
+    command.append(f"--copies {args.copies} --seed {args.seed}" + (f" --max-subjects {args.max_subjects}"
+                                                                    if args.max_subjects else ""))
+    command.append(f"--output {args.output}")
+    return "\n".join(lines + [" \\\n    ".join(command)])
+
+
 def folds_main(args) -> int:
     """Every fold's table, the paired differences and the verdict, in one document (and every score in CSV)."""
     try:
@@ -235,8 +256,9 @@ def folds_main(args) -> int:
             for name, meta in metadata.items():
                 record, config = meta["training"], recorded_objective(meta)
                 runs.append(f"| {protocol['seed']} | {name} | {record['run']} | {record['steps']} | "
-                            f"{record['weights_from_step']} | {config['learning_rate']:g} | {record['device']} | "
-                            f"{record['wall_time_s'] / 60:.0f} min | {len(subjects)} |")
+                            f"{record['weights_from_step']} | {config['learning_rate']:g} | {record['device']}, "
+                            f"{record.get('threads', '?')} thread(s), {record.get('precision', '?')} on "
+                            f"{record.get('host', '?')} | {record['wall_time_s'] / 60:.0f} min | {len(subjects)} |")
         if args.equal_compute and longer_seed not in scored:
             raise CoopSegError(f"--equal-compute {args.equal_compute} was trained with seed {longer_seed}, which no "
                                "--fold has")
@@ -260,6 +282,12 @@ drew its 10 training subjects.
 | fold | method | run | steps | weights from step | Adam lr | device | training wall time | test subjects |
 | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |
 {chr(10).join(runs)}
+
+## Regenerate
+
+```
+{regenerate_commands(args)}
+```
 
 Every Dice score (per fold, method, case, stage and structure) is in `{output.with_suffix('.csv').name}`.
 """)
