@@ -20,33 +20,42 @@ from slicer_helpers import MODULE_DIR, new_scene  # noqa: F401  (puts CoopSegMRM
 from CoopSegMRML.exchange import read_exchange_labels, write_exchange_image  # noqa: E402
 
 OBLIQUE = np.array([[-1.2, 0.3, 0.0, 12.0], [-0.3, -1.2, 0.5, -30.0], [0.0, 0.1, 8.0, 4.0], [0, 0, 0, 1.0]])
+LEFT_HANDED = np.array([[-1.5, 0, 0, 5.0], [0, 1.5, 0, -7.0], [0, 0, 8.0, 9.0], [0, 0, 0, 1.0]])  # det < 0
 
 
-def test_a_volume_and_a_cine_go_out_through_slicer_and_read_back_exactly(tmp_path):
+@pytest.mark.parametrize("affine", [OBLIQUE, LEFT_HANDED], ids=["oblique", "left-handed"])
+def test_a_volume_and_a_cine_go_out_through_slicer_and_read_back_exactly(tmp_path, affine):
     rng = np.random.default_rng(3)
     volume = rng.normal(500, 100, (6, 5, 4)).astype(np.float32)
     cine = rng.integers(0, 2000, (6, 5, 4, 3)).astype(np.int16)
     for name, array in (("volume", volume), ("cine", cine)):
-        path = write_exchange_image(array, OBLIQUE, tmp_path / f"{name}.nrrd")
-        back, affine = read_nrrd(path)  # what the worker reads (SimpleITK)
+        path = write_exchange_image(array, affine, tmp_path / f"{name}.nrrd")
+        back, back_affine = read_nrrd(path)  # what the worker reads (SimpleITK)
         assert back.shape == array.shape and back.dtype == array.dtype
         assert np.array_equal(back, array)
-        assert np.allclose(affine, OBLIQUE, atol=1e-6)
+        assert np.allclose(back_affine, affine, atol=1e-6)
 
 
-def test_the_workers_nrrd_labels_read_back_through_slicer_on_the_inputs_shape(tmp_path):
+@pytest.mark.parametrize("affine", [OBLIQUE, LEFT_HANDED], ids=["oblique", "left-handed"])
+def test_the_workers_nrrd_labels_read_back_through_slicer_on_the_inputs_grid(tmp_path, affine):
+    # Slicer's readers flip the K axis of a left-handed grid to make it right-handed; the labels must still come
+    # back indexed like the input.
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 4, (6, 5, 4)).astype(np.uint8)
     cine = rng.integers(0, 4, (6, 5, 4, 3)).astype(np.uint8)
-    assert np.array_equal(read_exchange_labels(str(write_nrrd(labels, OBLIQUE, tmp_path / "v.nrrd")), (6, 5, 4)),
-                          labels)
-    assert np.array_equal(read_exchange_labels(str(write_nrrd(cine, OBLIQUE, tmp_path / "c.nrrd")), (6, 5, 4, 3)),
-                          cine)
+    volume_file = str(write_nrrd(labels, affine, tmp_path / "v.nrrd"))
+    assert np.array_equal(read_exchange_labels(volume_file, (6, 5, 4), affine), labels)
+    cine_file = str(write_nrrd(cine, affine, tmp_path / "c.nrrd"))
+    assert np.array_equal(read_exchange_labels(cine_file, (6, 5, 4, 3), affine), cine)
     with pytest.raises(Exception, match=r"shape \(6, 5, 4\), the input \(6, 5, 5\); nothing was added"):
-        read_exchange_labels(str(tmp_path / "v.nrrd"), (6, 5, 5))
+        read_exchange_labels(volume_file, (6, 5, 5), affine)
+    shifted = affine.copy()
+    shifted[:3, 3] += 10.0
+    with pytest.raises(Exception, match="lie on another grid than the input; nothing was added"):
+        read_exchange_labels(volume_file, (6, 5, 4), shifted)
     (tmp_path / "broken.nrrd").write_bytes(b"NRRD0004\nnot a header\n")
     with pytest.raises(Exception, match="could not read the worker's labels"):
-        read_exchange_labels(str(tmp_path / "broken.nrrd"), (6, 5, 4))
+        read_exchange_labels(str(tmp_path / "broken.nrrd"), (6, 5, 4), affine)
 
 
 RUN_WITHOUT_NIBABEL = r"""
@@ -80,7 +89,9 @@ print(json.dumps({"nibabel_loaded": "nibabel" in sys.modules}))
 
 def test_a_run_needs_no_nibabel_in_slicers_python_nor_in_the_worker(bundle, tmp_path):
     image, _ = ring_volume(4, seed=52)
-    np.savez(tmp_path / "input.npz", array=image.array, affine=image.affine)
+    affine = image.affine.copy()
+    affine[:3, 2] *= -1  # a left-handed grid, which Slicer's readers flip on the way back: the hardest case
+    np.savez(tmp_path / "input.npz", array=image.array, affine=affine)
     blocker = tmp_path / "blocked" / "nibabel"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('nibabel is blocked for this test')\n")
@@ -92,5 +103,5 @@ def test_a_run_needs_no_nibabel_in_slicers_python_nor_in_the_worker(bundle, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"nibabel_loaded": False}
     # The labels are the Segmenter's on the same image, voxel for voxel.
-    expected = Segmenter(str(bundle), device="cpu").segment(image.array, image.affine).labels
+    expected = Segmenter(str(bundle), device="cpu").segment(image.array, affine).labels
     assert np.array_equal(np.load(tmp_path / "refined.npy"), expected)

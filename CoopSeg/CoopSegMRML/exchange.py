@@ -14,7 +14,7 @@ import numpy as np
 import slicer
 
 from CoopSegLib.errors import CoopSegError
-from CoopSegMRML.volumes import add_volume
+from CoopSegMRML.volumes import add_volume, ijk_to_ras
 
 NRRD_SUFFIX = ".nrrd"
 
@@ -43,26 +43,44 @@ def write_exchange_image(array: np.ndarray, affine: np.ndarray, path: Path) -> P
     return Path(path)
 
 
-def read_exchange_labels(path: str, shape: tuple) -> np.ndarray:
-    """The worker's label map at ``path`` as uint8 (I, J, K) or (I, J, K, T); a CoopSegError unless it has
-    ``shape``, the input's."""
+def onto_input_grid(labels: np.ndarray, read_affine: np.ndarray, affine: np.ndarray, name: str) -> np.ndarray:
+    """``labels`` as read (on ``read_affine``) indexed like the input (on ``affine``). Slicer's readers make every
+    grid right-handed, flipping the K axis of a left-handed one (a volume made by a script can be): undo that."""
+    index = np.linalg.solve(affine, read_affine)  # read voxel -> input voxel
+    turn = np.round(index[:3, :3])
+    flipped = np.diag(turn) < 0
+    expected_offset = np.where(flipped, np.asarray(labels.shape[:3]) - 1, 0)
+    if not (np.allclose(index[:3, :3], turn, atol=1e-3) and np.allclose(np.abs(turn), np.eye(3))
+            and np.allclose(index[:3, 3], expected_offset, atol=1e-2)):
+        raise CoopSegError(f"the worker's labels {name} lie on another grid than the input; nothing was added")
+    for axis in np.flatnonzero(flipped):
+        labels = np.flip(labels, int(axis))
+    return labels
+
+
+def read_exchange_labels(path: str, shape: tuple, affine: np.ndarray) -> np.ndarray:
+    """The worker's label map at ``path`` as uint8 (I, J, K) or (I, J, K, T) on the input's grid (``affine``); a
+    CoopSegError unless it has ``shape``, the input's."""
     scene = slicer.vtkMRMLScene()
+    labels, read_affine = None, None
     if len(shape) == 4:
         sequence = _add(scene, "vtkMRMLSequenceNode")
         storage = _add(scene, "vtkMRMLVolumeSequenceStorageNode")
         storage.SetFileName(str(path))
         frames = [sequence.GetNthDataNode(t) for t in range(sequence.GetNumberOfDataNodes())] \
             if storage.ReadData(sequence) else []
-        arrays = [slicer.util.arrayFromVolume(frame).transpose(2, 1, 0) for frame in frames]
-        labels = np.stack(arrays, axis=-1) if arrays else None
+        if frames:
+            labels = np.stack([slicer.util.arrayFromVolume(frame).transpose(2, 1, 0) for frame in frames], axis=-1)
+            read_affine = ijk_to_ras(frames[0])
     else:
         node = _add(scene, "vtkMRMLLabelMapVolumeNode")
         storage = _add(scene, "vtkMRMLVolumeArchetypeStorageNode")
         storage.SetFileName(str(path))
-        labels = slicer.util.arrayFromVolume(node).transpose(2, 1, 0) if storage.ReadData(node) else None
+        if storage.ReadData(node):
+            labels, read_affine = slicer.util.arrayFromVolume(node).transpose(2, 1, 0), ijk_to_ras(node)
     if labels is None:
         raise CoopSegError(f"Slicer could not read the worker's labels {path}; nothing was added")
     if labels.shape != tuple(shape):
         raise CoopSegError(f"the worker's labels {Path(path).name} have shape {labels.shape}, the input {tuple(shape)}; "
                            "nothing was added")
-    return np.array(labels, dtype=np.uint8)
+    return np.array(onto_input_grid(labels, read_affine, affine, Path(path).name), dtype=np.uint8)

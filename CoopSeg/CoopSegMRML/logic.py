@@ -105,6 +105,7 @@ class SegmentationJob:
     shape: Tuple[int, ...]  # the input's array shape when the job started ((X, Y, Z, T) for a cine)
     input_path: str = ""  # the temporary file the worker reads: a name that means nothing to the user
     cine: Optional[Cine] = None  # the sequence the input volume is the proxy of
+    affine: Optional[np.ndarray] = None  # the input's IJK-to-RAS matrix as sent (the worker answers on that grid)
 
     def status(self) -> Status:
         """Progress and state, read without waiting (call it from the GUI's timer). A failure's message is the
@@ -199,7 +200,7 @@ class CoopSegSceneLogic:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return SegmentationJob(process, volume_node, output, tuple(array.shape), str(input_path), cine)
+        return SegmentationJob(process, volume_node, output, tuple(array.shape), str(input_path), cine, affine)
 
     def poll(self, job: SegmentationJob) -> Status:
         """The job's status, read without waiting (the GUI's timer calls this). When its input volume (or the
@@ -238,7 +239,7 @@ class CoopSegSceneLogic:
             files = job.process.result["files"]
             labels = {}
             for stage in STAGE_TITLES:
-                labels[stage] = read_exchange_labels(files[stage], job.shape)
+                labels[stage] = read_exchange_labels(files[stage], job.shape, job.affine)
             quality = self._quality(files)
             if job.cine is not None:
                 if job.cine.frames != job.shape[3] or cine_of(volume) is None:
