@@ -118,6 +118,7 @@ def test_shipped_configs_are_the_papers_rows():
     v6 = TrainingSettings.from_yaml(CONFIGS / "acdc_v6_fresh.yaml", ["data.root=/data"]).to_dict()
     assert (v6["data"].pop("split"), v6["data"].pop("validation_per_group"), v6["train"].pop("steps")) == \
         ("stratified", 2, 8000) and v6["train"]["init_from"] is None
+    assert v6["train"].pop("ema_warmup") is True and v4["train"].pop("ema_warmup") is False  # from scratch
     assert v4["data"].pop("split") == "all" and v4["data"].pop("validation_per_group") == 2
     for settings in (v6,):
         settings.pop("name"), settings.pop("description")
