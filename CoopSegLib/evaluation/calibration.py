@@ -101,7 +101,8 @@ def collect_samples(segmenter: Any, items: Iterable[CalibrationItem],
     for item in items:
         if report is not None:
             report(item)
-        result = segmenter.segment(item.image.array, item.image.affine, stage="stn", quality=True)
+        # Every feature is measured, the flipped look's too: the fit picks what the samples hold.
+        result = segmenter.segment(item.image.array, item.image.affine, stage="stn", quality=True, flipped_look=True)
         mapping = SliceMapping.from_affine(item.image.shape, item.image.affine, segmenter.spacing, segmenter.size)
         dice, per_slice, per_structure = {}, {}, {}
         for stage, attribute in STAGE_ATTRIBUTES.items():
