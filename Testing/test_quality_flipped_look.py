@@ -18,7 +18,7 @@ from CoopSegLib.inference.quality import (FLIP_FEATURES, SliceSignals, flip_slic
                                           frame_features, uses_flip)
 from data_helpers import ACDC_ROOT, needs_acdc
 from inference_helpers import ring_volume
-from test_quality import ring_cases, ring_labels
+from test_quality import calibrated, ring_cases, ring_labels  # noqa: F401  (calibrated: a fixture)
 
 
 def signals_with_flip(refined, flipped):
@@ -51,11 +51,11 @@ def test_flip_slices_mirrors_the_last_axis_and_is_its_own_inverse():
 @pytest.fixture(scope="module")
 def flip_calibrated(bundle, tmp_path_factory):
     path = Path(shutil.copytree(bundle, tmp_path_factory.mktemp("flip") / "toy.coopseg"))
-    calibration, samples = calibrate_bundle(path, ring_cases(), device="cpu")
+    calibration, samples = calibrate_bundle(path, ring_cases(), device="cpu", flipped_look=True)
     return path, calibration, samples
 
 
-def test_calibration_measures_the_flipped_look_and_its_models_use_it(flip_calibrated):
+def test_calibration_measures_the_flipped_look_and_its_models_use_it(flip_calibrated, calibrated):
     path, calibration, samples = flip_calibrated
     assert all(0.0 <= s.features["flip_agreement_min"] <= s.features["flip_agreement"] <= 1.0 for s in samples)
     assert set(FLIP_FEATURES) <= set(calibration["stages"]["stn"]["volume"]["features"])
@@ -63,6 +63,9 @@ def test_calibration_measures_the_flipped_look_and_its_models_use_it(flip_calibr
     image, _ = ring_volume(6, seed=91)
     quality = Segmenter(path, device="cpu").segment(image.array, image.affine).quality
     assert 0.0 <= quality.features["flip_agreement"] <= 1.0
+    # Without --flipped-look (the default) neither the samples nor the models hold it.
+    _, plain, plain_samples, _ = calibrated
+    assert not uses_flip(plain, "stn") and "flip_agreement" not in plain_samples[0].features
 
 
 def test_a_calibration_without_the_flipped_look_does_not_take_it(flip_calibrated, tmp_path):
