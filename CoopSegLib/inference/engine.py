@@ -224,7 +224,7 @@ class Segmenter:
         (and the second look, which cannot turn a label map into an image, is skipped).
         ``flipped_look``: also run the FTN on every other slice mirrored left-right, for the quality estimate's
         ``FLIP_FEATURES``; None (default) takes it when the calibration uses them (``uses_flip``), True always
-        (``coopseg calibrate`` measures every feature).
+        (``coopseg calibrate --flipped-look`` measures it).
         """
         if stage not in STAGES:
             raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
@@ -253,7 +253,7 @@ class Segmenter:
         slice_pass = self.predict_slices(prepared, stage, signals=quality, probabilities=probabilities or entropy,
                                          monitor=monitor)
         if flipped_look:
-            self.flipped_look(prepared, slice_pass)
+            self.flipped_look(prepared, slice_pass, monitor)
         monitor.report(0.9, "mapping back onto the image grid")
         result = self.map_back(prepared, slice_pass, keep_largest_components if largest_component else None, monitor)
         if quality:
@@ -293,7 +293,8 @@ class Segmenter:
                 stage_probabilities[start:stop] = output.softmax(1).cpu().numpy()
         return SlicePass(stage, initial_labels, refined_labels, measured, stage_probabilities)
 
-    def flipped_look(self, prepared: PreparedImage, slice_pass: "SlicePass") -> None:
+    def flipped_look(self, prepared: PreparedImage, slice_pass: "SlicePass",
+                     monitor: Optional[Monitor] = None) -> None:
         """The FTN's labels of every other slice of each frame (``flipped_look_slices``) read mirrored left-right
         and mirrored back, stored in ``slice_pass`` for the estimate's ``FLIP_FEATURES``."""
         chosen = np.concatenate([prepared.starts[frame] + flipped_look_slices(mapping.num_slices)
@@ -301,6 +302,7 @@ class Segmenter:
         mirrored = flip_slices(prepared.slices[chosen])
         labels = np.empty(mirrored.shape, dtype=np.uint8)
         for start, stop in self.predictor.batches(len(chosen)):
+            (monitor or Monitor()).check()
             prediction = self.predictor.predict(mirrored[start:stop], "ftn")
             labels[start:stop] = prediction.initial.argmax(1).to("cpu", torch.uint8).numpy()
         slice_pass.flipped, slice_pass.flipped_slices = flip_slices(labels), chosen
