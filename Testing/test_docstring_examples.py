@@ -7,13 +7,13 @@ import pytest
 from CoopSegLib import bundle, quality_file, runtime, vocabulary
 from CoopSegLib.cooperative import config as cooperative_config
 from CoopSegLib.cooperative import losses, objective, trainer
-from CoopSegLib.inference import engine, slice_predictor
+from CoopSegLib.inference import engine, quality, slice_predictor
 from CoopSegLib.data import images
 from CoopSegLib.networks import config as network_config
 from CoopSegLib.networks import ftn, model, stn
 
 MODULES = [network_config, model, ftn, stn, cooperative_config, losses, objective, trainer, engine, slice_predictor,
-           bundle, runtime, images, vocabulary, quality_file]
+           bundle, runtime, images, vocabulary, quality_file, quality]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)

@@ -7,8 +7,10 @@ Runs alternate (without, with, without, ...) so that a change in the machine's l
 and process CPU seconds are kept: on a machine shared with other work the CPU seconds are the steadier figure
 (with --threads 1 they are the work done). The
 estimate's extra work: the STN for stage ftn, the image decoder on the central quarter of each slice, the entropy of
-both stages, and the numpy features. The last line printed is JSON: the median seconds of each, the overhead in
-per cent of the segmentation time (target <= 10 %), and the settings.
+both stages, and the numpy features. A third run in each round adds the flipped look (the FTN on every other slice
+mirrored, ``Segmenter.segment(flipped_look=True)``), whatever the bundle's calibration uses. The last line printed is
+JSON: the median seconds of each, the overhead in per cent of the segmentation time (target <= 10 %), the flipped
+look's in per cent of the segmentation with the estimate (target <= 25 %), and the settings.
 """
 
 from __future__ import annotations
@@ -36,29 +38,31 @@ DEFAULT_INPUT = REPO.parent / "shared" / "data" / "ACDC" / "training" / "patient
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_volume_options(parser, DEFAULT_INPUT, "bundle (default: the shipped model)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed pairs, after one untimed warm-up pair")
+    parser.add_argument("--repeats", type=int, default=10, help="timed rounds, after one untimed warm-up round")
     args = parser.parse_args()
     apply_volume_options(parser, args)
     segmenter = Segmenter(args.model, device=args.device)
     image = read_image(args.input)
-    times = {False: [], True: []}
-    cpu = {False: [], True: []}
+    modes = {"segment": dict(quality=False), "quality": dict(quality=True, flipped_look=False),
+             "flipped": dict(quality=True, flipped_look=True)}
+    times = {mode: [] for mode in modes}
+    cpu = {mode: [] for mode in modes}
     for repeat in range(args.repeats + 1):
-        for quality in (False, True):
+        for mode, options in modes.items():
             if segmenter.device.type == "cuda":
                 torch.cuda.synchronize(segmenter.device)
             start, start_cpu = time.perf_counter(), time.process_time()
-            result = segmenter.segment(image.array, image.affine, stage=args.stage, quality=quality)
+            result = segmenter.segment(image.array, image.affine, stage=args.stage, **options)
             if segmenter.device.type == "cuda":
                 torch.cuda.synchronize(segmenter.device)
             elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
             if repeat:
-                times[quality].append(elapsed)
-                cpu[quality].append(elapsed_cpu)
-            print(f"pair {repeat}{' (warm-up)' if not repeat else ''}: quality={quality} {elapsed:.3f} s "
+                times[mode].append(elapsed)
+                cpu[mode].append(elapsed_cpu)
+            print(f"round {repeat}{' (warm-up)' if not repeat else ''}: {mode} {elapsed:.3f} s "
                   f"({elapsed_cpu:.3f} CPU s)", flush=True)
-    without, with_quality = statistics.median(times[False]), statistics.median(times[True])
-    without_cpu, with_quality_cpu = statistics.median(cpu[False]), statistics.median(cpu[True])
+    without, with_quality, flipped = (statistics.median(times[mode]) for mode in modes)
+    without_cpu, with_quality_cpu, flipped_cpu = (statistics.median(cpu[mode]) for mode in modes)
     print(json.dumps({
         "segment_s": round(without, 4),
         "segment_with_quality_s": round(with_quality, 4),
@@ -66,6 +70,10 @@ def main() -> None:
         "segment_cpu_s": round(without_cpu, 4),
         "segment_with_quality_cpu_s": round(with_quality_cpu, 4),
         "overhead_cpu_percent": round(100 * (with_quality_cpu - without_cpu) / without_cpu, 1),
+        "segment_with_flipped_look_s": round(flipped, 4),
+        "segment_with_flipped_look_cpu_s": round(flipped_cpu, 4),
+        "flipped_look_percent": round(100 * (flipped - with_quality) / with_quality, 1),
+        "flipped_look_cpu_percent": round(100 * (flipped_cpu - with_quality_cpu) / with_quality_cpu, 1),
         "quality": round(result.quality.volume, 4),
         "calibrated": result.quality.calibrated,
         "input": args.input.name,

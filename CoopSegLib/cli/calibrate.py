@@ -43,6 +43,10 @@ the mean absolute error per set; --samples FILE keeps the measurements (JSON lin
     parser.add_argument("--cross-validate", action="store_true",
                         help="also report leave-one-subject-out AUROC and error on clean and artefact sets")
     parser.add_argument("--copies", type=int, default=3, metavar="N", help="artefact copies per ES frame (3)")
+    parser.add_argument("--flipped-look", action="store_true",
+                        help="also measure and fit the flipped look (the FTN again on every other slice mirrored); "
+                             "segmentations with the bundle then take it too, about +16%% CPU time a volume "
+                             "(docs/quality.md)")
     parser.set_defaults(func=run)
 
 
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     samples_file = Path(args.samples) if args.samples else None
     calibration, samples = calibrate_bundle(bundle, cases, args.levels, args.seed, args.device, report,
-                                            samples_file)
+                                            samples_file, args.flipped_look)
     fitted = calibration["fitted_on"]
     print(f"calibrated {bundle}: {fitted['volumes']} volumes of {len(subjects)} subjects in "
           f"{time.perf_counter() - started:.0f} s; in-sample mean absolute error "
@@ -109,7 +113,8 @@ def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_sa
     segmenter = Segmenter(bundle, device=args.device)
     scored = [s for s in fit_samples if s.set == "clean"]
     done = iter(range(len(items)))
-    scored += collect_samples(segmenter, items, lambda item: report(next(done), len(items), item))
+    scored += collect_samples(segmenter, items, lambda item: report(next(done), len(items), item),
+                              args.flipped_look)
     if args.samples:
         extra = Path(args.samples).with_suffix(".artefacts.jsonl")
         write_text_atomically(extra, "".join(sample_to_json(s) + "\n" for s in scored if s.set != "clean"))

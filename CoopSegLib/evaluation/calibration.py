@@ -95,13 +95,17 @@ def true_dice(prediction: np.ndarray, reference: Volume, mapping: SliceMapping) 
 
 
 def collect_samples(segmenter: Any, items: Iterable[CalibrationItem],
-                    report: Optional[Callable[[CalibrationItem], None]] = None) -> List[CalibrationSample]:
-    """Segment every item once (both stages) and record its features and true Dice."""
+                    report: Optional[Callable[[CalibrationItem], None]] = None,
+                    flipped_look: bool = False) -> List[CalibrationSample]:
+    """Segment every item once (both stages) and record its features and true Dice; ``flipped_look`` also
+    measures the flipped look's ``FLIP_FEATURES`` (then fitted on, and taken by every segmentation after)."""
     samples = []
     for item in items:
         if report is not None:
             report(item)
-        result = segmenter.segment(item.image.array, item.image.affine, stage="stn", quality=True)
+        # The fit uses every feature the samples hold.
+        result = segmenter.segment(item.image.array, item.image.affine, stage="stn", quality=True,
+                                   flipped_look=flipped_look)
         mapping = SliceMapping.from_affine(item.image.shape, item.image.affine, segmenter.spacing, segmenter.size)
         dice, per_slice, per_structure = {}, {}, {}
         for stage, attribute in STAGE_ATTRIBUTES.items():
@@ -289,11 +293,11 @@ def sample_from_json(line: str) -> CalibrationSample:
 
 def calibrate_bundle(bundle_path: Any, cases: Sequence[Case], levels: int = 1, seed: int = 0, device: str = "auto",
                      report: Optional[Callable[[int, int, CalibrationItem], None]] = None,
-                     samples_file: Any = None) -> tuple:
+                     samples_file: Any = None, flipped_look: bool = False) -> tuple:
     """Fit the quality calibration of a bundle on ``cases`` (its validation subjects) and store it in its metadata.
 
     ``report(done, total, item)`` is called before each volume is segmented; ``samples_file`` (JSON lines) keeps
-    the measured samples. Returns (calibration, samples). The weights are not touched (their checksum stays valid).
+    the measured samples; ``flipped_look`` measures and fits the flipped look's features too (``collect_samples``). Returns (calibration, samples). The weights are not touched (their checksum stays valid).
     """
     from CoopSegLib.inference.engine import Segmenter
 
@@ -309,7 +313,7 @@ def calibrate_bundle(bundle_path: Any, cases: Sequence[Case], levels: int = 1, s
             report(done[0], total, item)
         done[0] += 1
 
-    samples = collect_samples(segmenter, calibration_items(cases, levels, seed), counted)
+    samples = collect_samples(segmenter, calibration_items(cases, levels, seed), counted, flipped_look)
     if samples_file is not None:
         from CoopSegLib.evaluation.report import write_text_atomically
 

@@ -39,7 +39,8 @@ from CoopSegLib.inference.components import keep_largest_components
 from CoopSegLib.inference.inputs import ImageInput, check_image
 from CoopSegLib.inference.monitor import Monitor, ProgressCallback
 from CoopSegLib.inference.quality import (METADATA_KEY, QualityEstimate, SliceSignals, check_calibration,
-                                          estimate_quality, frame_features, pass_signals)
+                                          estimate_quality, flip_slices, flipped_look_slices, frame_features,
+                                          pass_signals, uses_flip)
 from CoopSegLib.inference.slice_predictor import DEFAULT_MAX_SLICES, SlicePredictor
 from CoopSegLib.networks import STAGES, Prediction, size_divisor
 from CoopSegLib.runtime import Runtime
@@ -102,6 +103,8 @@ class SlicePass:
     refined: Optional[np.ndarray]  # FTN+STN labels; None for stage "ftn" without signals
     signals: Optional[np.ndarray]  # (3, S) the quality signals of ``pass_signals``; None when not measured
     probabilities: Optional[np.ndarray]  # (S, C, size, size) of ``stage``'s output; None when not asked for
+    flipped: Optional[np.ndarray] = None  # FTN labels of ``flipped_slices`` read mirrored (the flipped look)
+    flipped_slices: Optional[np.ndarray] = None  # indices into the S slices; None when the look was not taken
 
 
 def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
@@ -200,7 +203,8 @@ class Segmenter:
     def segment(self, array: np.ndarray, affine: np.ndarray, stage: str = "stn", probabilities: bool = False,
                 entropy: bool = False, largest_component: bool = False, quality: bool = True,
                 progress: Optional[ProgressCallback] = None, cancel: Any = None,
-                second_look: bool = False, allow_label_like_input: bool = False) -> Segmentation:
+                second_look: bool = False, allow_label_like_input: bool = False,
+                flipped_look: Optional[bool] = None) -> Segmentation:
         """Segment a 2D slice, 3D volume or 4D cine given as an array and its 4x4 voxel-to-world (RAS) affine.
 
         ``stage``: "stn" (default) returns FTN and FTN+STN labels, "ftn" the FTN's alone (faster). ``probabilities``
@@ -218,11 +222,17 @@ class Segmenter:
         ``allow_label_like_input``: segment an array that looks like a label map (a handful of small whole numbers,
         ``CoopSegLib.data.label_like``) instead of raising a CoopSegError; its quality flag is then always "review"
         (and the second look, which cannot turn a label map into an image, is skipped).
+        ``flipped_look``: also run the FTN on every other slice mirrored left-right, for the quality estimate's
+        ``FLIP_FEATURES``; None (default) takes it when the calibration uses them (``uses_flip``), True always
+        (``coopseg calibrate --flipped-look`` measures it).
         """
         if stage not in STAGES:
             raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+        quality = quality or second_look
+        if flipped_look is None:
+            flipped_look = uses_flip(self.calibration, stage)
         options = dict(stage=stage, probabilities=probabilities, entropy=entropy,
-                       largest_component=largest_component, quality=quality or second_look)
+                       largest_component=largest_component, quality=quality, flipped_look=quality and flipped_look)
         monitor = Monitor(progress, cancel)
         prepared = self.prepare(array, affine, monitor, allow_label_like_input)
         best = self._segment_once(prepared, monitor, **options)
@@ -238,10 +248,12 @@ class Segmenter:
         return best
 
     def _segment_once(self, prepared: PreparedImage, monitor: Monitor, stage: str, probabilities: bool,
-                      entropy: bool, largest_component: bool, quality: bool) -> Segmentation:
+                      entropy: bool, largest_component: bool, quality: bool, flipped_look: bool) -> Segmentation:
         """One pass of the networks over prepared slices, mapped back onto the input's grid (see ``segment``)."""
         slice_pass = self.predict_slices(prepared, stage, signals=quality, probabilities=probabilities or entropy,
                                          monitor=monitor)
+        if flipped_look:
+            self.flipped_look(prepared, slice_pass, monitor)
         monitor.report(0.9, "mapping back onto the image grid")
         result = self.map_back(prepared, slice_pass, keep_largest_components if largest_component else None, monitor)
         if quality:
@@ -281,6 +293,20 @@ class Segmenter:
                 stage_probabilities[start:stop] = output.softmax(1).cpu().numpy()
         return SlicePass(stage, initial_labels, refined_labels, measured, stage_probabilities)
 
+    def flipped_look(self, prepared: PreparedImage, slice_pass: "SlicePass",
+                     monitor: Optional[Monitor] = None) -> None:
+        """The FTN's labels of every other slice of each frame (``flipped_look_slices``) read mirrored left-right
+        and mirrored back, stored in ``slice_pass`` for the estimate's ``FLIP_FEATURES``."""
+        chosen = np.concatenate([prepared.starts[frame] + flipped_look_slices(mapping.num_slices)
+                                 for frame, mapping in enumerate(prepared.mappings)])
+        mirrored = flip_slices(prepared.slices[chosen])
+        labels = np.empty(mirrored.shape, dtype=np.uint8)
+        for start, stop in self.predictor.batches(len(chosen)):
+            (monitor or Monitor()).check()
+            prediction = self.predictor.predict(mirrored[start:stop], "ftn")
+            labels[start:stop] = prediction.initial.argmax(1).to("cpu", torch.uint8).numpy()
+        slice_pass.flipped, slice_pass.flipped_slices = flip_slices(labels), chosen
+
     def estimate(self, prepared: PreparedImage, slice_pass: "SlicePass") -> QualityEstimate:
         """The quality estimate of the pass's ``stage`` output: features of every frame from its model-grid labels
         and signals (``predict_slices(signals=True)``), mapped by the bundle's calibration."""
@@ -288,14 +314,18 @@ class Segmenter:
             raise CoopSegError("the quality estimate needs a pass with signals: predict_slices(..., signals=True)")
         initial, refined, signals, stage = slice_pass.initial, slice_pass.refined, slice_pass.signals, slice_pass.stage
         frames, stacks = [], []
+        chosen = slice_pass.flipped_slices
         for frame, mapping in enumerate(prepared.mappings):
             part = prepared.frame_slices(frame)
+            looked = None if chosen is None else (chosen >= part.start) & (chosen < part.stop)
             affine = prepared.image.frames[frame].affine
             thickness = float(np.linalg.norm(np.asarray(affine)[:3, mapping.order[2]]))
             frames.append(frame_features(SliceSignals(
                 initial=initial[part], refined=refined[part], entropy_ftn=signals[0, part],
                 entropy_stn=signals[1, part], reconstruction=signals[2, part],
-                pixel_ml=self.spacing ** 2 * thickness / 1000.0)))
+                pixel_ml=self.spacing ** 2 * thickness / 1000.0,
+                flipped=None if looked is None else slice_pass.flipped[looked],
+                flipped_slices=None if looked is None else chosen[looked] - part.start)))
             count = mapping.num_slices
             stacks.append(np.arange(count)[::-1] if mapping.flips[2] else np.arange(count))
         return estimate_quality(frames, stacks, self.calibration, stage,

@@ -48,10 +48,16 @@ STRUCTURE_THRESHOLD = 0.5
 # Plausible volumes in mL (generous: ACDC's ED and ES frames of healthy and diseased hearts sit well inside).
 PHYSIOLOGICAL_ML = {LV_CAVITY: (5.0, 450.0), LV_MYOCARDIUM: (25.0, 400.0), RV_CAVITY: (5.0, 500.0)}
 
+# The flipped look: Dice (mean and worst of LV, MYO, RV, over the slices looked at) between the FTN+STN answer and
+# the FTN's answer on the same slices mirrored left-right (and mirrored back). Training flips slices, so a network that
+# reads an image well answers alike both ways; an answer that changes under a flip is one it is unsure of. Measured
+# only where the calibration uses it (``uses_flip``), and then on every FLIP_SLICE_STEP-th slice of each frame.
+FLIP_FEATURES = ("flip_agreement", "flip_agreement_min")
+FLIP_SLICE_STEP = 2  # every other slice: half an FTN pass, the cost budget of the flipped look (docs/quality.md)
 VOLUME_FEATURES = (
     "agreement", "agreement_min", "entropy_stn", "entropy_ftn", "reconstruction", "reconstruction_max",
     "empty", "empty_slices", "missing_structure", "unringed_lv", "volume_out_of_range", "continuity",
-    "log_heart_ml",
+    "log_heart_ml", *FLIP_FEATURES,
 )
 # Per structure (column "lv", "myo", "rv"): its own FTN-STN agreement, volume and slices lacking it, beside the
 # volume features.
@@ -79,6 +85,10 @@ class SliceSignals:
     entropy_stn: np.ndarray
     reconstruction: np.ndarray  # (S,) mean squared reconstruction error of the central region
     pixel_ml: float  # volume of one model-grid voxel in mL
+    # FTN labels of the slices ``flipped_slices`` (indices into the S) read mirrored and mirrored back; None when
+    # the flipped look was not taken (its features are then absent)
+    flipped: Optional[np.ndarray] = None
+    flipped_slices: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -153,6 +163,39 @@ def heart_entropy(logits: torch.Tensor, heart: torch.Tensor) -> torch.Tensor:
     entropy = -(log_p.exp() * log_p).sum(1) / math.log(logits.shape[1])
     weight = heart.float()
     return (entropy * weight).sum((1, 2)) / weight.sum((1, 2)).clamp_min(1.0)
+
+
+def flipped_look_slices(count: int) -> np.ndarray:
+    """The slices of a frame of ``count`` slices the flipped look reads: every FLIP_SLICE_STEP-th from the first."""
+    return np.arange(0, count, FLIP_SLICE_STEP)
+
+
+def flip_slices(slices: np.ndarray) -> np.ndarray:
+    """(S, H, W) mirrored left-right (the last axis); its own inverse."""
+    return np.ascontiguousarray(slices[..., ::-1])
+
+
+def uses_flip(calibration: Optional[Mapping[str, Any]], stage: str) -> bool:
+    """Whether any model of ``stage`` in the calibration names a feature of the flipped look."""
+    models = ((calibration or {}).get("stages") or {}).get(stage) or {}
+    parts = [models.get("volume"), models.get("slice"), *(models.get("structures") or {}).values()]
+    return any(set((m or {}).get("features", [])) & set(FLIP_FEATURES) for m in parts)
+
+
+def flip_features(labels: np.ndarray, flipped: np.ndarray) -> Dict[str, float]:
+    """``FLIP_FEATURES`` of FTN+STN labels (S', H, W) and the FTN's labels of the same slices read flipped.
+
+    >>> labels = np.zeros((2, 8, 8), np.uint8); labels[:, 2:6, 2:6] = 1; labels[:, 3:5, 3:5] = 2
+    >>> flip_features(labels, labels)
+    {'flip_agreement': 1.0, 'flip_agreement_min': 1.0}
+    >>> moved = np.roll(labels, 1, axis=2)
+    >>> {k: round(v, 3) for k, v in flip_features(labels, moved).items()}
+    {'flip_agreement': 0.5, 'flip_agreement_min': 0.5}
+    """
+    per = np.array([_dice(labels == code, flipped == code, None) for code in STRUCTURE_CODES], dtype=float)
+    if not np.isfinite(per).any():  # nothing found either way: no agreement to speak of
+        return {"flip_agreement": 0.0, "flip_agreement_min": 0.0}
+    return {"flip_agreement": float(np.nanmean(per)), "flip_agreement_min": float(np.nanmin(per))}
 
 
 # --- features ---------------------------------------------------------------------------------------------------
@@ -241,6 +284,8 @@ def frame_features(signals: SliceSignals) -> Dict[str, np.ndarray]:
         # 0 at the stack's middle, 1 at either end: apical and basal slices are the hard ones.
         "slice_position": np.abs(np.linspace(-1.0, 1.0, count)) if count > 1 else np.zeros(1),
     }
+    if signals.flipped is not None:
+        features.update(flip_features(refined[signals.flipped_slices], signals.flipped))
     return features
 
 
@@ -341,7 +386,8 @@ def estimate_quality(frames: Sequence[Mapping[str, Any]], stack_indices: Sequenc
         frame_of.append(np.full(len(per_slice), number))
         indices.append(np.asarray(stack))
     volume = float(np.mean(volumes))
-    summary = {name: float(np.mean([f[name] for f in frames])) for name in VOLUME_FEATURES}
+    summary = {name: float(np.mean([f[name] for f in frames])) for name in VOLUME_FEATURES
+               if all(name in f for f in frames)}  # the flipped look's only where it was taken
     by_structure = {c: float(np.mean([s[c] for s in structures])) for c in STRUCTURE_COLUMNS}
     structure_threshold = float((calibration or {}).get("structure_threshold", STRUCTURE_THRESHOLD))
     poor_structure = structures_calibrated and min(by_structure.values()) < structure_threshold
