@@ -77,7 +77,6 @@ def save_segmentation_picture(path: Union[str, Path], volume: np.ndarray,
     The slice is ``slice_index`` or the one the label maps mark most; every panel shows the same window around
     the labels. Written through a temporary file and a rename.
     """
-
     plt = pyplot()
     maps = [labels for _, labels in panels if labels is not None]
     marked = np.sum([labels > 0 for labels in maps], axis=0) if maps else np.zeros(volume.shape)
@@ -95,7 +94,6 @@ def save_volume_curve_picture(path: Union[str, Path], cine: Any, title: str = ""
     """Write a PNG of a cine's LV and RV cavity volume against frame (``CoopSegLib.evaluation.cine.CineAnalysis``),
     ED and ES marked and named, frames flagged for review crossed, the ejection fractions (after ``title``) on top;
     written through a temporary file and a rename."""
-
     plt = pyplot()
     frames = [frame.frame for frame in cine.frames]
     figure, axis = plt.subplots(figsize=(6.0, 3.6))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
@@ -166,23 +166,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def score_fold(args, standard: str, cooperative: str, longer: str = "") -> tuple:
-    """(protocol, metadata, test subjects, score rows by method) of one fold's two runs, and of ``longer`` (a
-    standard run on the fold's subjects and seed, more steps: EQUAL_COMPUTE) when given."""
+def score_fold(args, standard: str, cooperative: str, longer: Optional[Tuple[str, dict]] = None) -> tuple:
+    """(protocol, metadata, test subjects, score rows by method) of one fold's two runs, and of ``longer`` ((run,
+    metadata) of a standard run with more steps: EQUAL_COMPUTE) when it was trained with this fold's seed."""
     from CoopSegLib.evaluation.comparison import evaluate_methods
     from CoopSegLib.evaluation.test_sets import build_test_sets
     from CoopSegLib.inference import Segmenter
 
     paths = {"standard": bundle_path(standard), "cooperative": bundle_path(cooperative)}
-    if longer:
-        paths[EQUAL_COMPUTE] = bundle_path(longer)
     metadata = {name: read_metadata(path) for name, path in paths.items()}
     protocol = shared_protocol(metadata["standard"], metadata["cooperative"])
-    if longer:
+    if longer is not None and longer[1]["training"]["seed"] == protocol["seed"]:
         try:  # the same subjects and seed; the steps differ by design
-            shared_protocol(metadata[EQUAL_COMPUTE], metadata["cooperative"], keys=("seed",))
+            shared_protocol(longer[1], metadata["cooperative"], keys=("seed",))
         except CoopSegError as error:
-            raise CoopSegError(f"--equal-compute {longer}: {error}") from None
+            raise CoopSegError(f"--equal-compute {longer[0]}: {error}") from None
+        paths[EQUAL_COMPUTE], metadata[EQUAL_COMPUTE] = bundle_path(longer[0]), longer[1]
     subjects = test_subjects(Path(args.data), protocol, args.max_subjects)
     segmenters = {name: Segmenter(path, device=args.device) for name, path in paths.items()}
     total = len(subjects) * (2 + (len(SETS) - 1) * args.copies)
@@ -197,14 +196,13 @@ def score_fold(args, standard: str, cooperative: str, longer: str = "") -> tuple
     return protocol, metadata, subjects, evaluate_methods(segmenters, cases, report)
 
 
-def equal_compute_section(scored: dict, seed: int, longer: dict) -> str:
+def equal_compute_section(scored: dict, seed: int, record: dict) -> str:
     """Standard training at about cooperative training's wall time against cooperative training, one fold."""
     from CoopSegLib.evaluation.comparison import FoldSummary
 
     rows = scored[seed]
     table = FoldSummary({seed: {"standard": rows[EQUAL_COMPUTE], "cooperative": rows["cooperative"]}}, "standard",
                         "cooperative").markdown()
-    record = longer["training"]
     return f"""
 ## Equal compute (fold {seed})
 
@@ -215,20 +213,19 @@ the fold's cooperative run above, on the same cases: is cooperative training wor
 {table}"""
 
 
-def regenerate_commands(args) -> str:
-    """The commands that train this document's runs (as named in it) and write it again."""
+def regenerate_commands(args, folds: List[Tuple[int, str, str]], longer: Optional[dict]) -> str:
+    """The commands that train this document's runs (``folds``: (seed, standard run, cooperative run); ``longer``:
+    the equal-compute run's training record), as named in it, and write it again."""
     lines = []
-    for standard, cooperative in args.fold:
-        seed = read_metadata(bundle_path(cooperative))["training"]["seed"]
+    for seed, standard, cooperative in folds:
         for config, run in (("short_acdc10_standard", standard), ("short_acdc10_cooperative", cooperative)):
             lines.append(f"python Training/train.py --config {config} --data DATA --seed {seed} --run-dir {run} "
                          "--no-calibrate")
     command = ["python Training/reproduce_table1.py --data DATA"]
-    command += [f"--fold {standard} {cooperative}" for standard, cooperative in args.fold]
-    if args.equal_compute:
-        record = read_metadata(bundle_path(args.equal_compute))["training"]
-        lines.append(f"python Training/train.py --config short_acdc10_standard --data DATA --seed {record['seed']} "
-                     f"--set train.steps={record['steps']} --run-dir {args.equal_compute} --no-calibrate")
+    command += [f"--fold {standard} {cooperative}" for _, standard, cooperative in folds]
+    if longer is not None:
+        lines.append(f"python Training/train.py --config short_acdc10_standard --data DATA --seed {longer['seed']} "
+                     f"--set train.steps={longer['steps']} --run-dir {args.equal_compute} --no-calibrate")
         command.append(f"--equal-compute {args.equal_compute}")
     command.append(f"--copies {args.copies} --seed {args.seed}" + (f" --max-subjects {args.max_subjects}"
                                                                     if args.max_subjects else ""))
@@ -242,30 +239,28 @@ def folds_main(args) -> int:
         from CoopSegLib.evaluation.comparison import FoldSummary, comparison_csv
         from CoopSegLib.evaluation.report import write_text_atomically
 
-        scored = {}
+        scored, folds = {}, []
         runs = []
-        longer_seed = read_metadata(bundle_path(args.equal_compute))["training"]["seed"] if args.equal_compute \
-            else None
+        longer = (args.equal_compute, read_metadata(bundle_path(args.equal_compute))) if args.equal_compute else None
+        longer_record = longer[1]["training"] if longer else None
         for standard, cooperative in args.fold:
-            seed = read_metadata(bundle_path(cooperative))["training"]["seed"]
-            longer = args.equal_compute if seed == longer_seed else ""
             protocol, metadata, subjects, rows = score_fold(args, standard, cooperative, longer)
             if protocol["seed"] in scored:
                 raise CoopSegError(f"two --fold pairs were trained with seed {protocol['seed']}; give each fold once")
             scored[protocol["seed"]] = rows
+            folds.append((protocol["seed"], standard, cooperative))
             for name, meta in metadata.items():
                 record, config = meta["training"], recorded_objective(meta)
                 runs.append(f"| {protocol['seed']} | {name} | {record['run']} | {record['steps']} | "
                             f"{record['weights_from_step']} | {config['learning_rate']:g} | {record['device']}, "
                             f"{record.get('threads', '?')} thread(s), {record.get('precision', '?')} on "
                             f"{record.get('host', '?')} | {record['wall_time_s'] / 60:.0f} min | {len(subjects)} |")
-        if args.equal_compute and longer_seed not in scored:
-            raise CoopSegError(f"--equal-compute {args.equal_compute} was trained with seed {longer_seed}, which no "
-                               "--fold has")
+        if longer and EQUAL_COMPUTE not in scored.get(longer_record["seed"], {}):
+            raise CoopSegError(f"--equal-compute {args.equal_compute} was trained with seed {longer_record['seed']}, "
+                               "which no --fold has")
         summary = FoldSummary(scored, "standard", "cooperative")
         table = summary.markdown()
-        equal = equal_compute_section(
-            scored, longer_seed, read_metadata(bundle_path(args.equal_compute))) if args.equal_compute else ""
+        equal = equal_compute_section(scored, longer_record["seed"], longer_record) if longer else ""
         output = Path(args.output)
         every = {f"{name}@{fold}": group for fold, rows in scored.items() for name, group in rows.items()}
         write_text_atomically(output.with_suffix(".csv"), comparison_csv(every))
@@ -286,7 +281,7 @@ drew its 10 training subjects.
 ## Regenerate
 
 ```
-{regenerate_commands(args)}
+{regenerate_commands(args, folds, longer_record)}
 ```
 
 Every Dice score (per fold, method, case, stage and structure) is in `{output.with_suffix('.csv').name}`.

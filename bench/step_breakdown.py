@@ -69,41 +69,26 @@ def main() -> None:
             loss = out.logits.float().mean() + out.reconstruction.float().mean()
         loss.backward()
 
-    def stn_part():
+    def stn_part(batch: torch.Tensor):
         with trainer.autocast():
-            loss = model.stn(probabilities).float().mean()
+            loss = model.stn(batch).float().mean()
         loss.backward()
 
+    # The four STN passes as one batch, for comparison (it would change BatchNorm's batch statistics).
     four = torch.cat([probabilities] * 4)
-
-    def stn_four_at_once():  # the four STN passes as one batch: would it be faster? (it changes BN statistics)
-        with trainer.autocast():
-            loss = model.stn(four).float().mean()
-        loss.backward()
+    # The codes the hard examples are made from, computed once: only the generation itself is timed.
+    with trainer.autocast(), torch.no_grad():
+        easy = model.ftn(images)
 
     def hard_part():
         with trainer.autocast():
-            with torch.no_grad():
-                easy = model.ftn(images)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        with trainer.autocast():
             generate_hard_examples(model.ftn, objective.masker, easy.z_i, easy.z_s, images, labels)
-        hard_part.last = (time.process_time() - start_cpu, time.perf_counter() - start)
-
-    def hard_generation():  # the generation alone, without the no-grad forward that gives it its codes
-        cpu, wall = [], []
-        hard_part()
-        for _ in range(args.repeats):
-            hard_part()
-            cpu.append(hard_part.last[0])
-            wall.append(hard_part.last[1])
-        return statistics.median(cpu), statistics.median(wall)
 
     parts = {"ftn_forward_backward": seconds(ftn_part, args.repeats),
-             "stn_forward_backward": seconds(stn_part, args.repeats),
-             "hard_example_generation": hard_generation(),
+             "stn_forward_backward": seconds(lambda: stn_part(probabilities), args.repeats),
+             "hard_example_generation": seconds(hard_part, args.repeats),
              "optimiser_step": seconds(trainer.optimizer.step, args.repeats)}
-    four_at_once = seconds(stn_four_at_once, args.repeats)
+    four_at_once = seconds(lambda: stn_part(four), args.repeats)
     trainer.optimizer.zero_grad(set_to_none=True)
     step = seconds(lambda: trainer.train_step(images, labels), args.repeats)
     counts = PARTS_PER_STEP if args.variant == "cooperative" else None

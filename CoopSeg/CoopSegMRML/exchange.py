@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import slicer
 
+from CoopSegLib.data.nrrd import NRRD_SUFFIXES
 from CoopSegLib.errors import CoopSegError
 from CoopSegMRML.volumes import add_volume, ijk_to_ras
 
-NRRD_SUFFIX = ".nrrd"
+NRRD_SUFFIX = NRRD_SUFFIXES[0]  # the exchange files' extension, one the worker's NRRD reader takes
 
 
 def _add(scene, class_name: str):

@@ -45,7 +45,7 @@ the mean absolute error per set; --samples FILE keeps the measurements (JSON lin
     parser.add_argument("--copies", type=int, default=3, metavar="N", help="artefact copies per ES frame (3)")
     parser.add_argument("--flipped-look", action="store_true",
                         help="also measure and fit the flipped look (the FTN again on every other slice mirrored); "
-                             "segmentations with the bundle then take it too, about +16%% CPU time a volume "
+                             "segmentations with the bundle then take it too, about +20%% time a volume "
                              "(docs/quality.md)")
     parser.set_defaults(func=run)
 

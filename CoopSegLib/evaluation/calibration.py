@@ -297,7 +297,8 @@ def calibrate_bundle(bundle_path: Any, cases: Sequence[Case], levels: int = 1, s
     """Fit the quality calibration of a bundle on ``cases`` (its validation subjects) and store it in its metadata.
 
     ``report(done, total, item)`` is called before each volume is segmented; ``samples_file`` (JSON lines) keeps
-    the measured samples; ``flipped_look`` measures and fits the flipped look's features too (``collect_samples``). Returns (calibration, samples). The weights are not touched (their checksum stays valid).
+    the measured samples; ``flipped_look`` measures and fits the flipped look's features too (``collect_samples``).
+    Returns (calibration, samples). The weights are not touched (their checksum stays valid).
     """
     from CoopSegLib.inference.engine import Segmenter
 

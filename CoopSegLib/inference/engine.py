@@ -299,10 +299,11 @@ class Segmenter:
         and mirrored back, stored in ``slice_pass`` for the estimate's ``FLIP_FEATURES``."""
         chosen = np.concatenate([prepared.starts[frame] + flipped_look_slices(mapping.num_slices)
                                  for frame, mapping in enumerate(prepared.mappings)])
+        monitor = monitor or Monitor()
         mirrored = flip_slices(prepared.slices[chosen])
         labels = np.empty(mirrored.shape, dtype=np.uint8)
         for start, stop in self.predictor.batches(len(chosen)):
-            (monitor or Monitor()).check()
+            monitor.check()
             prediction = self.predictor.predict(mirrored[start:stop], "ftn")
             labels[start:stop] = prediction.initial.argmax(1).to("cpu", torch.uint8).numpy()
         slice_pass.flipped, slice_pass.flipped_slices = flip_slices(labels), chosen

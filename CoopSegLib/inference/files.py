@@ -20,8 +20,9 @@ and for a 4D cine (``CoopSegLib.evaluation.cine``):
 
 A NIfTI input's header (sform and qform) is copied exactly; a NRRD input gets a NIfTI whose sform and qform hold
 its RAS affine, or with ``output_format="nrrd"`` NRRD files (``NAME.nrrd``, ...; a cine's frames as components, how
-Slicer reads a sequence): the Slicer module's worker answers so, and Slicer's Python needs no nibabel. Every file is written through a temporary file and a rename, and if any output of an input fails,
-those already written for it are removed: an input gives all its outputs or none.
+Slicer reads a sequence): the Slicer module's worker answers so, and Slicer's Python needs no nibabel. Every file
+is written through a temporary file and a rename, and if any output of an input fails, those already written for it
+are removed: an input gives all its outputs or none.
 """
 
 from __future__ import annotations
