@@ -29,7 +29,9 @@ bundle does not record are refused: the estimate must be fitted on data the mode
 
 --cross-validate then scores the estimate by leaving one subject out on the clean frames and the four artefact
 test sets (bias, ghosting, motion, spike: --copies corrupted ES frames each), printing AUROC for Dice < 0.7 and
-the mean absolute error per set; --samples FILE keeps the measurements (JSON lines).""",
+the mean absolute error per set; --samples FILE keeps the measurements (JSON lines). With --second-look it also
+scores what `coopseg segment` writes: the answer the second look keeps (blurred passes while the held-out
+subject's estimate, fitted on the other subjects, flags it), against that answer's estimate.""",
     )
     add_model_option(parser, required=True, help="model bundle folder to calibrate")
     parser.add_argument("--data", required=True, metavar="DIR", help="ACDC-layout folder holding the subjects")
@@ -47,6 +49,9 @@ the mean absolute error per set; --samples FILE keeps the measurements (JSON lin
                         help="also measure and fit the flipped look (the FTN again on every other slice mirrored); "
                              "segmentations with the bundle then take it too, about +20%% time a volume "
                              "(docs/quality.md)")
+    parser.add_argument("--second-look", action="store_true",
+                        help="with --cross-validate: also score the estimate of the answer the second look keeps, "
+                             "as `coopseg segment` writes it")
     parser.set_defaults(func=run)
 
 
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from CoopSegLib.evaluation.calibration import calibrate_bundle
 
     bundle, data = Path(args.model), Path(args.data)
+    if args.second_look and not args.cross_validate:
+        raise CoopSegError("--second-look scores the leave-one-subject-out estimate: add --cross-validate")
     subjects = calibration_subjects(read_metadata(bundle), args.subjects, bundle)
     for subject in subjects:  # fail before any work on a missing subject
         if not (data / subject).is_dir():
@@ -93,14 +100,14 @@ def run(args: argparse.Namespace) -> int:
           f"{time.perf_counter() - started:.0f} s; in-sample mean absolute error "
           + ", ".join(f"{stage} {mae:.3f}" for stage, mae in calibration["in_sample_mae"].items()))
     if args.cross_validate:
-        print(cross_validated_report(bundle, data, subjects, samples, args, report))
+        print(cross_validated_report(bundle, data, cases, samples, args, report))
     return 0
 
 
-def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_samples: list,
+def cross_validated_report(bundle: Path, data: Path, cases: list, fit_samples: list,
                            args: argparse.Namespace, report: Any) -> str:
     """Leave-one-subject-out scores on the clean frames (from the fitting run) and the four artefact sets."""
-    from CoopSegLib.evaluation.calibration import (artefact_items, collect_samples, cross_validate,
+    from CoopSegLib.evaluation.calibration import (CalibrationItem, artefact_items, collect_samples, cross_validate,
                                                    cross_validate_structures, sample_to_json)
     from CoopSegLib.evaluation.quality_scores import markdown_quality, scores_by_set
     from CoopSegLib.evaluation.report import write_text_atomically
@@ -109,6 +116,7 @@ def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_sa
     from CoopSegLib.inference.quality import STRUCTURE_COLUMNS
 
     artefacts = [name for name in DEFAULT_SETS if name != "clean"]
+    subjects = sorted({case.subject for case in cases})
     items = list(artefact_items(data, subjects, artefacts, args.copies, args.seed))
     segmenter = Segmenter(bundle, device=args.device)
     scored = [s for s in fit_samples if s.set == "clean"]
@@ -130,4 +138,33 @@ def cross_validated_report(bundle: Path, data: Path, subjects: List[str], fit_sa
                      "own Dice:\n")
         lines.append(markdown_quality(scores_by_set([r for r in structure_rows if r["structure"] == column],
                                                     ["clean", *artefacts])))
+    if args.second_look:
+        clean = [CalibrationItem("clean", case.subject, case.key, case.image, case.label) for case in cases]
+        lines.append(second_look_report(segmenter, fit_samples, clean + items, scored, args.flipped_look,
+                                        ["clean", *artefacts]))
     return "\n".join(lines)
+
+
+def second_look_report(segmenter: Any, fit_samples: list, items: list, scored: list, flipped_look: bool,
+                       sets: List[str]) -> str:
+    """``cross_validate_second_look``'s scores, with how many volumes took blurred passes and their time."""
+    from CoopSegLib.evaluation.calibration import collect_samples
+    from CoopSegLib.evaluation.quality_scores import markdown_quality, scores_by_set
+    from CoopSegLib.evaluation.second_look_scoring import cross_validate_second_look
+
+    seconds: List[float] = []
+
+    def measure(item: Any, sigma: float) -> Any:
+        print(f"calibrate: second look at {item.key} (blur {sigma:g} px)", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        sample = collect_samples(segmenter, [item], flipped_look=flipped_look, blur=sigma)[0]
+        seconds.append(time.perf_counter() - started)
+        return sample
+
+    rows = cross_validate_second_look(fit_samples, items, scored, measure, "stn")
+    looked = sum(1 for row in rows if row["looks"])
+    kept = sum(1 for row in rows if row["blur"])
+    timing = f", {sum(seconds) / len(seconds):.1f} s each with the true Dice" if seconds else ""
+    return (f"leave-one-subject-out, stage stn, with the second look (as `coopseg segment` writes: {looked} of "
+            f"{len(rows)} volumes flagged by their fold's calibration took {len(seconds)} blurred passes{timing}; "
+            f"a blurred answer was kept for {kept}):\n\n" + markdown_quality(scores_by_set(rows, sets)))

@@ -96,16 +96,20 @@ def true_dice(prediction: np.ndarray, reference: Volume, mapping: SliceMapping) 
 
 def collect_samples(segmenter: Any, items: Iterable[CalibrationItem],
                     report: Optional[Callable[[CalibrationItem], None]] = None,
-                    flipped_look: bool = False) -> List[CalibrationSample]:
+                    flipped_look: bool = False, blur: float = 0.0) -> List[CalibrationSample]:
     """Segment every item once (both stages) and record its features and true Dice; ``flipped_look`` also
-    measures the flipped look's ``FLIP_FEATURES`` (then fitted on, and taken by every segmentation after)."""
+    measures the flipped look's ``FLIP_FEATURES`` (then fitted on, and taken by every segmentation after);
+    ``blur`` > 0 segments each item as the second look does, its model slices blurred by that many pixels."""
     samples = []
     for item in items:
         if report is not None:
             report(item)
         # The fit uses every feature the samples hold.
-        result = segmenter.segment(item.image.array, item.image.affine, stage="stn", quality=True,
-                                   flipped_look=flipped_look)
+        if blur > 0:
+            result = segmenter.segment_blurred(item.image.array, item.image.affine, blur, "stn", flipped_look)
+        else:
+            result = segmenter.segment(item.image.array, item.image.affine, stage="stn", quality=True,
+                                       flipped_look=flipped_look)
         mapping = SliceMapping.from_affine(item.image.shape, item.image.affine, segmenter.spacing, segmenter.size)
         dice, per_slice, per_structure = {}, {}, {}
         for stage, attribute in STAGE_ATTRIBUTES.items():

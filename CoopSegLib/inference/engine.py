@@ -247,6 +247,22 @@ class Segmenter:
         monitor.report(1.0, "done")
         return best
 
+    def segment_blurred(self, array: np.ndarray, affine: np.ndarray, sigma: float, stage: str = "stn",
+                        flipped_look: Optional[bool] = None) -> Segmentation:
+        """One of the second look's candidates alone: a pass over the input with every model slice blurred in-plane
+        by ``sigma`` pixels, with its quality estimate (``result.blurred`` is True). For scoring the second look
+        offline (``CoopSegLib.evaluation.second_look_scoring``); ``segment(second_look=True)`` takes these looks
+        itself."""
+        if stage not in STAGES:
+            raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+        if flipped_look is None:
+            flipped_look = uses_flip(self.calibration, stage)
+        prepared = self.prepare(array, affine).blurred(sigma)
+        result = self._segment_once(prepared, Monitor(), stage, probabilities=False, entropy=False,
+                                    largest_component=False, quality=True, flipped_look=flipped_look)
+        result.blurred = True
+        return result
+
     def _segment_once(self, prepared: PreparedImage, monitor: Monitor, stage: str, probabilities: bool,
                       entropy: bool, largest_component: bool, quality: bool, flipped_look: bool) -> Segmentation:
         """One pass of the networks over prepared slices, mapped back onto the input's grid (see ``segment``)."""
