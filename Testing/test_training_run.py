@@ -15,6 +15,7 @@ import torch
 from CoopSegLib.bundle import load_bundle
 from CoopSegLib.data import phantom_cases, phantom_subject, prepare_case
 from CoopSegLib.inference import Segmenter
+from CoopSegLib.inference.quality import uses_flip
 from CoopSegLib.inference.slice_predictor import SlicePredictor
 from CoopSegLib.runtime import Runtime
 from CoopSegLib.training.loop import run_training
@@ -89,6 +90,7 @@ def test_default_command_trains_writes_a_bundle_and_says_how_to_use_it(tmp_path)
     # train.py calibrated the bundle's quality estimate on the run's own validation subject, and only on it.
     validation = bundle.metadata["training"]["data"]["validation_subjects"]
     assert bundle.metadata["quality"]["fitted_on"]["subjects"] == sorted(validation) and len(validation) == 1
+    assert uses_flip(bundle.metadata["quality"], "stn")  # with the flipped look, as the shipped calibration
 
 
 def test_tensorboard_has_the_papers_loss_names_dice_and_pictures(tmp_path):

@@ -76,7 +76,8 @@ def settings_from_arguments(args: argparse.Namespace) -> TrainingSettings:
 
 
 def calibrate_quality(settings: TrainingSettings, bundle: Path) -> None:
-    """Fit the written bundle's quality estimate on the run's own validation subjects (never its training ones)."""
+    """Fit the written bundle's quality estimate on the run's own validation subjects (never its training ones),
+    with the flipped look, as the shipped bundle's (docs/quality.md)."""
     from CoopSegLib.bundle import read_metadata, recorded_subjects
     from CoopSegLib.evaluation.calibration import calibrate_bundle
     from CoopSegLib.training.run_data import read_cases
@@ -91,7 +92,7 @@ def calibrate_quality(settings: TrainingSettings, bundle: Path) -> None:
         if done % 10 == 0 or done + 1 == total:
             print(f"calibrating the quality estimate: volume {done + 1} of {total}", file=sys.stderr, flush=True)
 
-    calibration, _ = calibrate_bundle(bundle, cases, device=settings.train.device, report=report)
+    calibration, _ = calibrate_bundle(bundle, cases, device=settings.train.device, report=report, flipped_look=True)
     print(f"quality estimate calibrated on {len(subjects)} validation subject(s), "
           f"{calibration['fitted_on']['volumes']} volumes")
 
