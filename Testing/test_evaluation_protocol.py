@@ -2,6 +2,7 @@
 bundle's own checksum and record, and its intervals against a direct computation."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from CoopSegLib.bundle import file_sha256, read_metadata
 from CoopSegLib.cli import main
 from CoopSegLib.data.corruption import DEVELOPMENT_SEED_NOTE
 from CoopSegLib.evaluation.intervals import by_subject, paired_difference, subject_interval
-from CoopSegLib.evaluation.protocol import Protocol, subject_roles
+from CoopSegLib.evaluation.protocol import Protocol, shown_path, subject_roles
 from CoopSegLib.weights import default_bundle
 from data_helpers import ACDC_ROOT, needs_acdc
 
@@ -37,7 +38,7 @@ def test_the_csv_names_the_bundle_its_checksum_the_pass_and_the_sets(shipped_eva
     rows, _ = shipped_evaluation
     bundle = default_bundle()
     assert {row["weights_sha256"] for row in rows} == {file_sha256(bundle / "weights.pt")}
-    assert {row["model"] for row in rows} == {str(bundle)}
+    assert {Path(row["model"]).resolve() for row in rows} == {bundle.resolve()}  # relative to the working folder
     assert {row["second_look"] for row in rows} == {"off"}
     assert {(row["seed"], row["copies"]) for row in rows if row["set"] == "spike"} == {("0", "1")}
     assert {(row["seed"], row["copies"]) for row in rows if row["set"] == "clean"} == {("", "")}
@@ -137,3 +138,12 @@ def test_score_csvs_with_and_without_the_new_columns_read_back():
     assert rows_from_csv(text) == rows
     earlier = "set,case,stage,structure,dice,hd95\nspike,p1_ES_spike_1,FTN+STN,LV,0.5,3\n"  # before issue 27
     assert rows_from_csv(earlier) == [ScoreRow("spike", "p1_ES_spike_1", "FTN+STN", "LV", 0.5, 3.0)]
+
+
+def test_a_bundle_inside_the_working_folder_is_recorded_by_its_relative_path(tmp_path, monkeypatch):
+    bundle = tmp_path / "checkout" / "CoopSegLib" / "weights" / "default.coopseg"
+    bundle.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout")
+    assert shown_path(bundle) == str(Path("CoopSegLib", "weights", "default.coopseg"))
+    elsewhere = tmp_path / "other.coopseg"
+    assert shown_path(elsewhere) == str(elsewhere.resolve())  # outside: absolute, never "../"

@@ -15,12 +15,23 @@ Figures over development subjects flatter the model; evaluation.md labels them s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from CoopSegLib.data.corruption import CORRUPTIONS, DEVELOPMENT_SEED
 
 TRAINING, DEVELOPMENT, HELD_OUT, UNKNOWN = "training", "development", "held out", "unknown"
 TABLE = "Mean Dice over cases and structures (LV, MYO, RV)"
+
+
+def shown_path(path: Any) -> str:
+    """A path as the record shows it: relative to the working folder when it lies inside (the shipped bundle from a
+    checkout reads ``CoopSegLib/weights/default.coopseg``, not one machine's absolute path), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def calibration_subjects(metadata: Mapping[str, Any]) -> List[str]:
@@ -60,7 +71,7 @@ class Protocol:
         segmenter's ``Runtime``."""
         metadata = bundle.metadata
         numerics = f"{runtime.device}, {'bf16' if runtime.bf16 else 'fp32'}" if runtime is not None else ""
-        return cls(str(bundle.path), str((metadata.get("training") or {}).get("run", "")),
+        return cls(shown_path(bundle.path), str((metadata.get("training") or {}).get("run", "")),
                    str(metadata["weights"]["sha256"]), second_look, tuple(sets), seed, copies,
                    subject_roles(metadata, subjects), calibrated_on=tuple(calibration_subjects(metadata)),
                    numerics=numerics)
