@@ -95,3 +95,29 @@ def test_flip_agreement_is_lower_on_a_degraded_real_volume():
     noisy = segmenter.segment(perturb_volume(image.array, "noise", 1.0, 0), image.affine,
                               flipped_look=True).quality.features
     assert clean["flip_agreement"] > 0.7 and noisy["flip_agreement"] < clean["flip_agreement"] - 0.2
+
+
+def test_a_calibration_that_uses_the_flipped_look_refuses_an_estimate_without_it(flip_calibrated):
+    from CoopSegLib.errors import CoopSegError
+
+    path, calibration, _ = flip_calibrated
+    segmenter = Segmenter(path, device="cpu")
+    image, _ = ring_volume(6, seed=94)
+    with pytest.raises(CoopSegError, match="uses the flipped look"):
+        segmenter.segment(image.array, image.affine, flipped_look=False)
+    with pytest.raises(CoopSegError, match="uses the flipped look"):
+        segmenter.segment_blurred(image.array, image.affine, 1.5, flipped_look=False)
+    unestimated = segmenter.segment(image.array, image.affine, quality=False, flipped_look=False)
+    assert unestimated.quality is None
+
+
+def test_samples_without_the_flipped_look_can_be_measured_with_a_bundle_that_uses_it(flip_calibrated):
+    from CoopSegLib.evaluation.calibration import calibration_items, collect_samples
+
+    path, calibration, _ = flip_calibrated
+    segmenter = Segmenter(path, device="cpu")
+    item = next(iter(calibration_items(ring_cases(1))))
+    plain, looked = (collect_samples(segmenter, [item], flipped_look=flag)[0] for flag in (False, True))
+    assert "flip_agreement" not in plain.features and 0.0 <= looked.features["flip_agreement"] <= 1.0
+    assert plain.dice == pytest.approx(looked.dice)  # the same answer, measured with and without the look
+    assert segmenter.calibration is not None and uses_flip(segmenter.calibration, "stn")  # the caller's, untouched

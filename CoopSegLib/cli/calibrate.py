@@ -48,7 +48,7 @@ subject's estimate, fitted on the other subjects, flags it), against that answer
     parser.add_argument("--flipped-look", action=argparse.BooleanOptionalAction, default=True,
                         help="measure and fit the flipped look (the FTN again on every other slice mirrored), as the "
                              "shipped calibration does (default); segmentations with the bundle then take it too, "
-                             "about +20%% time a volume (docs/quality.md). --no-flipped-look: without it, as "
+                             "about +24%% time a volume (docs/quality.md). --no-flipped-look: without it, as "
                              "calibrations before 2026-12-07")
     parser.add_argument("--second-look", action="store_true",
                         help="with --cross-validate: also score the estimate of the answer the second look keeps, "

@@ -13,6 +13,7 @@ needs numpy only (``CoopSegLib.inference.quality``).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
@@ -100,6 +101,10 @@ def collect_samples(segmenter: Any, items: Iterable[CalibrationItem],
     """Segment every item once (both stages) and record its features and true Dice; ``flipped_look`` also
     measures the flipped look's ``FLIP_FEATURES`` (then fitted on, and taken by every segmentation after);
     ``blur`` > 0 segments each item as the second look does, its model slices blurred by that many pixels."""
+    # Only the features are kept, never the bundle's own estimate: measured without the calibration, which may need
+    # features this measurement leaves out (the flipped look's). A shallow copy: the caller's segmenter is untouched.
+    segmenter = copy.copy(segmenter)
+    segmenter.calibration = None
     samples = []
     for item in items:
         if report is not None:

@@ -229,8 +229,7 @@ class Segmenter:
         if stage not in STAGES:
             raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         quality = quality or second_look
-        if flipped_look is None:
-            flipped_look = uses_flip(self.calibration, stage)
+        flipped_look = self._flipped_look(flipped_look, quality, stage)
         options = dict(stage=stage, probabilities=probabilities, entropy=entropy,
                        largest_component=largest_component, quality=quality, flipped_look=quality and flipped_look)
         monitor = Monitor(progress, cancel)
@@ -255,13 +254,23 @@ class Segmenter:
         itself."""
         if stage not in STAGES:
             raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
-        if flipped_look is None:
-            flipped_look = uses_flip(self.calibration, stage)
+        flipped_look = self._flipped_look(flipped_look, True, stage)
         prepared = self.prepare(array, affine).blurred(sigma)
         result = self._segment_once(prepared, Monitor(), stage, probabilities=False, entropy=False,
                                     largest_component=False, quality=True, flipped_look=flipped_look)
         result.blurred = True
         return result
+
+    def _flipped_look(self, asked: Optional[bool], quality: bool, stage: str) -> bool:
+        """Whether to take the flipped look: ``asked``, or (None) when the calibration uses it. Refused off where the
+        calibration needs it for the estimate: its models would miss two of their features."""
+        needed = quality and uses_flip(self.calibration, stage)
+        if asked is None:
+            return needed
+        if needed and not asked:
+            raise CoopSegError(f"{self.bundle.path}: this bundle's quality calibration uses the flipped look; leave "
+                               "flipped_look at None (or True), or segment with quality=False")
+        return asked
 
     def _segment_once(self, prepared: PreparedImage, monitor: Monitor, stage: str, probabilities: bool,
                       entropy: bool, largest_component: bool, quality: bool, flipped_look: bool) -> Segmentation:
