@@ -223,8 +223,9 @@ class Segmenter:
         ``CoopSegLib.data.label_like``) instead of raising a CoopSegError; its quality flag is then always "review"
         (and the second look, which cannot turn a label map into an image, is skipped).
         ``flipped_look``: also run the FTN on every other slice mirrored left-right, for the quality estimate's
-        ``FLIP_FEATURES``; None (default) takes it when the calibration uses them (``uses_flip``), True always
-        (``coopseg calibrate --flipped-look`` measures it).
+        ``FLIP_FEATURES``; None (default) takes it when the calibration uses them (``uses_flip``: the shipped one
+        does), True always (``coopseg calibrate`` measures it); False with such a calibration raises a CoopSegError
+        unless ``quality`` is off (its estimate would lack two of its features).
         """
         if stage not in STAGES:
             raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
