@@ -28,6 +28,7 @@ SLOW_MODULES = {
     "test_training_run", "test_distributed", "test_training_recipe", "test_learning", "test_gpu_table1",
     "test_slicer_worker", "test_slicer_worker_tree", "test_slicer_import", "test_second_look", "test_cli_segment",
     "test_cli_evaluate", "test_quality", "test_inference_engine", "test_slicer_exchange", "test_compare_checkpoints",
+    "test_second_look_scoring",
 }
 
 
