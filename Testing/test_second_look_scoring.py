@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from CoopSegLib.cli import main
-from CoopSegLib.evaluation.calibration import calibration_items, collect_samples, cross_validate
+from CoopSegLib.evaluation.calibration import (calibration_items, collect_samples, cross_validate,
+                                               cross_validate_structures)
 from CoopSegLib.evaluation.second_look_scoring import cross_validate_second_look, sample_estimate
 from CoopSegLib.inference.engine import SECOND_LOOK_SIGMAS, Segmenter
 from CoopSegLib.vocabulary import REVIEW
@@ -43,6 +44,7 @@ def test_second_look_scoring_looks_again_only_where_the_fold_flags(calibrated):
 
     rows = cross_validate_second_look(samples, items, samples, measure, "stn")
     one_pass = {r["key"]: r for r in cross_validate(samples, samples, "stn")}
+    structures = {(r["key"], r["structure"]): r for r in cross_validate_structures(samples, samples, "stn")}
     assert [r["key"] for r in rows] == [r["key"] for r in one_pass.values()]
     assert len(calls) == sum(r["looks"] for r in rows)
     assert any(r["looks"] for r in rows) and any(not r["looks"] for r in rows)
@@ -51,6 +53,9 @@ def test_second_look_scoring_looks_again_only_where_the_fold_flags(calibrated):
         if not row["looks"]:  # not flagged: the first answer and its one-pass estimate
             assert row["estimate"] == pytest.approx(first["estimate"], abs=1e-6) and row["blur"] == 0.0
             assert row["dice"] == pytest.approx(first["dice"])
+            for column, (dice, estimate) in row["structures"].items():  # each structure's one-pass estimate too
+                assert (dice, estimate) == pytest.approx((structures[row["key"], column]["dice"],
+                                                          structures[row["key"], column]["estimate"]), abs=1e-6)
         else:  # the kept answer is never estimated lower than the first
             assert row["estimate"] >= first["estimate"] - 1e-6
             assert row["blur"] in (0.0, *SECOND_LOOK_SIGMAS[:row["looks"]])

@@ -152,6 +152,7 @@ def second_look_report(segmenter: Any, fit_samples: list, items: list, scored: l
     from CoopSegLib.evaluation.calibration import collect_samples
     from CoopSegLib.evaluation.quality_scores import markdown_quality, scores_by_set
     from CoopSegLib.evaluation.second_look_scoring import cross_validate_second_look
+    from CoopSegLib.inference.quality import STRUCTURE_COLUMNS
 
     seconds: List[float] = []
 
@@ -166,6 +167,13 @@ def second_look_report(segmenter: Any, fit_samples: list, items: list, scored: l
     looked = sum(1 for row in rows if row["looks"])
     kept = sum(1 for row in rows if row["blur"])
     timing = f", {sum(seconds) / len(seconds):.1f} s each with the true Dice" if seconds else ""
-    return (f"leave-one-subject-out, stage stn, with the second look (as `coopseg segment` writes: {looked} of "
-            f"{len(rows)} volumes flagged by their fold's calibration took {len(seconds)} blurred passes{timing}; "
-            f"a blurred answer was kept for {kept}):\n\n" + markdown_quality(scores_by_set(rows, sets)))
+    lines = [f"leave-one-subject-out, stage stn, with the second look (as `coopseg segment` writes: {looked} of "
+             f"{len(rows)} volumes flagged by their fold's calibration took {len(seconds)} blurred passes{timing}; "
+             f"a blurred answer was kept for {kept}):\n", markdown_quality(scores_by_set(rows, sets))]
+    for column in STRUCTURE_COLUMNS:
+        structure_rows = [{"set": row["set"], "dice": row["structures"][column][0],
+                           "estimate": row["structures"][column][1]} for row in rows if column in row["structures"]]
+        if structure_rows:
+            lines.append(f"with the second look, the {column.upper()} estimate against that structure's own Dice:\n")
+            lines.append(markdown_quality(scores_by_set(structure_rows, sets)))
+    return "\n".join(lines)

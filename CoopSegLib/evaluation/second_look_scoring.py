@@ -11,6 +11,7 @@ flag asks for it (``measure``), as a segmentation would.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Dict, List, Mapping, Sequence
 
 import numpy as np
@@ -36,7 +37,8 @@ def cross_validate_second_look(fit_samples: Sequence[CalibrationSample], score_i
     """Leave one subject out with the second look: each held-out ``score_samples`` answer (one pass) is looked at
     again, blurred, while the calibration fitted on the other subjects' ``fit_samples`` flags it, and the answer
     with the highest estimate is kept. Rows: set, subject, key, dice, estimate (of the kept answer), looks (blurred
-    passes taken), blur (of the kept answer, 0 for the first)."""
+    passes taken), blur (of the kept answer, 0 for the first), structures ({column: (Dice, estimate)} of the kept
+    answer, for the structures present in it or its reference)."""
     items = {item.key: item for item in score_items}
     rows = []
     for subject in sorted({s.subject for s in score_samples}):
@@ -57,6 +59,9 @@ def cross_validate_second_look(fit_samples: Sequence[CalibrationSample], score_i
                 estimate = sample_estimate(candidate, calibration, stage)
                 if estimate.volume > best_estimate.volume:
                     best, best_estimate, best_blur = candidate, estimate, sigma
+            structures = {column: (dice, best_estimate.structures[column])
+                          for column, dice in best.structure_dice.get(stage, {}).items() if not math.isnan(dice)}
             rows.append({"set": sample.set, "subject": subject, "key": sample.key, "dice": best.dice[stage],
-                         "estimate": best_estimate.volume, "looks": looks, "blur": best_blur})
+                         "estimate": best_estimate.volume, "looks": looks, "blur": best_blur,
+                         "structures": structures})
     return rows
