@@ -226,17 +226,23 @@ def estimate_samples(samples: Sequence[CalibrationSample], calibration: Mapping[
     return out
 
 
+def subject_folds(fit_samples: Sequence[CalibrationSample],
+                  score_samples: Sequence[CalibrationSample]) -> Iterator[tuple]:
+    """(subject, the other subjects' ``fit_samples``, the subject's ``score_samples``) for each scored subject."""
+    for subject in sorted({s.subject for s in score_samples}):
+        training = [s for s in fit_samples if s.subject != subject]
+        if not training:
+            raise CoopSegError("leave-one-subject-out needs fitting volumes from at least two subjects")
+        yield subject, training, [s for s in score_samples if s.subject == subject]
+
+
 def cross_validate(fit_samples: Sequence[CalibrationSample], score_samples: Sequence[CalibrationSample],
                    stage: str = "stn") -> List[Dict[str, Any]]:
     """Leave one subject out: each subject's ``score_samples`` estimated by a model fitted on the other subjects'
     ``fit_samples``. Rows: set, subject, key, dice, estimate."""
     rows = []
-    for subject in sorted({s.subject for s in score_samples}):
-        training = [s for s in fit_samples if s.subject != subject]
-        if not training:
-            raise CoopSegError("leave-one-subject-out needs fitting volumes from at least two subjects")
+    for subject, training, held_out in subject_folds(fit_samples, score_samples):
         models = {"stages": {stage: fit_stage(training, stage)}}
-        held_out = [s for s in score_samples if s.subject == subject]
         for sample, estimate in zip(held_out, estimate_samples(held_out, models)[stage]):
             rows.append({"set": sample.set, "subject": subject, "key": sample.key, "dice": sample.dice[stage],
                          "estimate": estimate})

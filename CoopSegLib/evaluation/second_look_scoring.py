@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence
 import numpy as np
 
 from CoopSegLib.errors import CoopSegError
-from CoopSegLib.evaluation.calibration import CalibrationItem, CalibrationSample, fit_calibration
+from CoopSegLib.evaluation.calibration import CalibrationItem, CalibrationSample, fit_calibration, subject_folds
 from CoopSegLib.inference.engine import SECOND_LOOK_SIGMAS
 from CoopSegLib.inference.quality import QualityEstimate, estimate_quality
 from CoopSegLib.vocabulary import REVIEW
@@ -41,12 +41,9 @@ def cross_validate_second_look(fit_samples: Sequence[CalibrationSample], score_i
     answer, for the structures present in it or its reference)."""
     items = {item.key: item for item in score_items}
     rows = []
-    for subject in sorted({s.subject for s in score_samples}):
-        training = [s for s in fit_samples if s.subject != subject]
-        if not training:
-            raise CoopSegError("leave-one-subject-out needs fitting volumes from at least two subjects")
+    for subject, training, held_out in subject_folds(fit_samples, score_samples):
         calibration = fit_calibration(training)
-        for sample in (s for s in score_samples if s.subject == subject):
+        for sample in held_out:
             if sample.key not in items:
                 raise CoopSegError(f"{sample.key}: no image to take the second look at")
             best, best_estimate, best_blur = sample, sample_estimate(sample, calibration, stage), 0.0
