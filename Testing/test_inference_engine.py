@@ -225,6 +225,8 @@ def test_bad_options_are_refused(segmenter, bundle):
     image, _ = ring_volume(2, seed=1)
     with pytest.raises(CoopSegError, match="unknown stage"):
         segmenter.segment(image.array, image.affine, stage="both")
+    with pytest.raises(CoopSegError, match="unknown stage"):
+        segmenter.segment_blurred(image.array, image.affine, 1.5, stage="both")
     with pytest.raises(CoopSegError, match="max_slices"):
         Segmenter(bundle, device="cpu", max_slices=0)
     if not torch.cuda.is_available():

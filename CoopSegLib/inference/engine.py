@@ -227,10 +227,8 @@ class Segmenter:
         does), True always (``coopseg calibrate`` measures it); False with such a calibration raises a CoopSegError
         unless ``quality`` is off (its estimate would lack two of its features).
         """
-        if stage not in STAGES:
-            raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         quality = quality or second_look
-        flipped_look = self._flipped_look(flipped_look, quality, stage)
+        flipped_look = self._stage_and_look(flipped_look, quality, stage)
         options = dict(stage=stage, probabilities=probabilities, entropy=entropy,
                        largest_component=largest_component, quality=quality, flipped_look=quality and flipped_look)
         monitor = Monitor(progress, cancel)
@@ -253,18 +251,19 @@ class Segmenter:
         by ``sigma`` pixels, with its quality estimate (``result.blurred`` is True). For scoring the second look
         offline (``CoopSegLib.evaluation.second_look_scoring``); ``segment(second_look=True)`` takes these looks
         itself."""
-        if stage not in STAGES:
-            raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
-        flipped_look = self._flipped_look(flipped_look, True, stage)
+        flipped_look = self._stage_and_look(flipped_look, True, stage)
         prepared = self.prepare(array, affine).blurred(sigma)
         result = self._segment_once(prepared, Monitor(), stage, probabilities=False, entropy=False,
                                     largest_component=False, quality=True, flipped_look=flipped_look)
         result.blurred = True
         return result
 
-    def _flipped_look(self, asked: Optional[bool], quality: bool, stage: str) -> bool:
-        """Whether to take the flipped look: ``asked``, or (None) when the calibration uses it. Refused off where the
-        calibration needs it for the estimate: its models would miss two of their features."""
+    def _stage_and_look(self, asked: Optional[bool], quality: bool, stage: str) -> bool:
+        """Whether to take the flipped look, after refusing an unknown ``stage``: ``asked``, or (None) when the
+        calibration uses it. Refused off where the calibration needs it for the estimate: its models would miss two
+        of their features."""
+        if stage not in STAGES:
+            raise CoopSegError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         needed = quality and uses_flip(self.calibration, stage)
         if asked is None:
             return needed
