@@ -35,6 +35,10 @@ from CoopSegLib.vocabulary import ALL_STAGES, STRUCTURE_COLUMNS as COLUMN_OF_COD
 
 STAGE_ATTRIBUTES = {s.name: s.attribute for s in ALL_STAGES}
 L2_PENALTY = 0.05  # on standardised weights: a few hundred volumes, a dozen correlated features
+# The volume and structure models take the penalty of these that estimates held-out subjects of the fitting samples
+# best (``chosen_penalty``): chosen on the calibration's own images, never on the test artefacts. The slice model,
+# whose rows hang on the volume model's estimate, keeps L2_PENALTY.
+PENALTIES = (0.01, 0.05, 0.2, 1.0)
 
 
 @dataclass
@@ -150,7 +154,38 @@ def fit_logistic(features: np.ndarray, targets: np.ndarray, names: Sequence[str]
 
     optimiser.step(closure)
     return {"features": list(names), "mean": mean.tolist(), "scale": scale.tolist(),
-            "weights": weights.detach().tolist(), "bias": float(bias.detach())}
+            "weights": weights.detach().tolist(), "bias": float(bias.detach()), "l2": float(l2)}
+
+
+def chosen_penalty(samples: Sequence[CalibrationSample], names: Sequence[str],
+                   target: Callable[[CalibrationSample], float]) -> float:
+    """The L2 penalty of PENALTIES whose models, fitted on all subjects but one in turn, give the lowest mean
+    absolute error on the subject left out (``target``: the value a sample's estimate should match). Fewer than
+    three subjects leave too little to choose on: L2_PENALTY."""
+    subjects = sorted({s.subject for s in samples})
+    if len(subjects) < 3:
+        return L2_PENALTY
+    folds = [([s for s in samples if s.subject != subject], [s for s in samples if s.subject == subject])
+             for subject in subjects]
+
+    def held_out_error(l2: float) -> float:
+        errors = []
+        for training, held_out in folds:
+            model = fit_logistic(volume_matrix([s.features for s in training], names),
+                                 [target(s) for s in training], names, l2)
+            estimates = apply_model(model, [s.features for s in held_out])
+            errors.extend(abs(e - target(s)) for s, e in zip(held_out, estimates))
+        return float(np.mean(errors))
+
+    errors = {l2: held_out_error(l2) for l2 in PENALTIES}
+    return min(PENALTIES, key=errors.get)  # ties: the first, the smaller penalty
+
+
+def fit_selected(samples: Sequence[CalibrationSample], names: Sequence[str],
+                 target: Callable[[CalibrationSample], float]) -> Dict[str, Any]:
+    """``fit_logistic`` of ``names`` to ``target`` on every sample, with the penalty ``chosen_penalty`` picks."""
+    return fit_logistic(volume_matrix([s.features for s in samples], names), [target(s) for s in samples], names,
+                        chosen_penalty(samples, names, target))
 
 
 def _slice_rows(samples: Sequence[CalibrationSample], stage: str,
@@ -172,9 +207,7 @@ def measured_features(samples: Sequence[CalibrationSample], names: Sequence[str]
 
 def fit_stage(samples: Sequence[CalibrationSample], stage: str) -> Dict[str, Any]:
     usable = [s for s in samples if not math.isnan(s.dice[stage])]
-    names = measured_features(usable, VOLUME_FEATURES)
-    volume_model = fit_logistic(volume_matrix([s.features for s in usable], names), [s.dice[stage] for s in usable],
-                                names)
+    volume_model = fit_selected(usable, measured_features(usable, VOLUME_FEATURES), lambda s: s.dice[stage])
     rows, targets = _slice_rows(usable, stage, volume_model)
     fitted = {"volume": volume_model, "slice": fit_logistic(rows, targets, SLICE_FEATURES)}
     structures = fit_structures(usable, stage)
@@ -190,9 +223,8 @@ def fit_structures(samples: Sequence[CalibrationSample], stage: str) -> Dict[str
     models = {}
     for column in STRUCTURE_COLUMNS:
         usable = [s for s in samples if not math.isnan(s.structure_dice[stage].get(column, math.nan))]
-        names = measured_features(usable, structure_features(column))
-        models[column] = fit_logistic(volume_matrix([s.features for s in usable], names),
-                                      [s.structure_dice[stage][column] for s in usable], names)
+        models[column] = fit_selected(usable, measured_features(usable, structure_features(column)),
+                                      lambda s, column=column: s.structure_dice[stage][column])
     return models
 
 
