@@ -31,7 +31,7 @@ from CoopSegLib.networks import CoopSegModel  # noqa: E402
 from CoopSegLib.runtime import Runtime  # noqa: E402
 from CoopSegLib.training.checkpoint import load_checkpoint  # noqa: E402
 from CoopSegLib.training.loop import BEST_CHECKPOINT, LAST_CHECKPOINT, load_run_settings  # noqa: E402
-from CoopSegLib.training.run_data import load_run_data  # noqa: E402
+from CoopSegLib.training.run_data import load_validation_data  # noqa: E402
 from CoopSegLib.training.validation import ValidationResult, validate  # noqa: E402
 from CoopSegLib.vocabulary import STRUCTURE_COLUMNS  # noqa: E402
 
@@ -40,17 +40,18 @@ STRUCTURES = tuple(STRUCTURE_COLUMNS.values())  # lv, myo, rv
 
 def run_validation(run: Path, data_root: Optional[str]) -> tuple:
     """(settings, validation volumes, {volume key: subject}) exactly as the run validated: its own settings and
-    split (``load_run_data``); ``data_root`` replaces a data.root written relative to another folder."""
+    split (``load_validation_data``: its validation subjects alone are read); ``data_root`` replaces a data.root
+    written relative to another folder."""
     overrides = [f"data.root={data_root}"] if data_root else []
     settings = load_run_settings(run, overrides)
-    data = load_run_data(settings)
+    split, validation = load_validation_data(settings)
     recorded = load_checkpoint(run / LAST_CHECKPOINT).get("split")  # runs since the stratified split record it
-    if recorded is not None and sorted(recorded["validation"]) != sorted(data.split.validation):
+    if recorded is not None and sorted(recorded["validation"]) != sorted(split.validation):
         raise CoopSegError(f"{run}: its split today differs from the one it recorded; is --data the same data?")
     # A volume's key is its case's, "<subject>_<frame>" (the subject names of a split hold no "_" of their own).
-    subject_of = {volume.key: next(s for s in data.split.validation if volume.key.startswith(f"{s}_"))
-                  for volume in data.validation}
-    return settings, data.validation, subject_of
+    subject_of = {volume.key: next(s for s in split.validation if volume.key.startswith(f"{s}_"))
+                  for volume in validation}
+    return settings, validation, subject_of
 
 
 def score_best(run: Path, settings: Any, volumes: Sequence[Any], device: str) -> tuple:

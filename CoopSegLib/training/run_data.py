@@ -82,22 +82,11 @@ def read_cases(settings: TrainingSettings, subjects: Optional[List[str]] = None)
 
 def load_run_data(settings: TrainingSettings, with_validation: bool = True) -> RunData:
     """Read, split and prepare. ``with_validation=False`` skips preparing validation volumes (non-zero ranks)."""
-    data = settings.data
-    if data.format in ("acdc", "packed"):  # read only the subjects the split uses: 10 + 5, not 80, for the paper split
-        from CoopSegLib.data.readers import list_acdc_subjects, list_packed_subjects
-
-        listing = list_acdc_subjects if data.format == "acdc" else list_packed_subjects
-        split = make_split(settings, listing(data.root))
-        cases = read_cases(settings, [*split.train, *split.validation])
-    else:
-        cases = read_cases(settings)
-        split = make_split(settings, subjects_of(cases))
+    split, cases = split_cases(settings, ("train", "validation"))
     train_cases = split.select(cases, "train")
     if not train_cases:
-        raise CoopSegError(f"{data.root or 'phantom'}: no training cases after the split")
-    unlabelled = [case.source or case.key for case in cases if case.label is None]
-    if unlabelled:
-        raise CoopSegError(f"{unlabelled[0]}: training and validation need a label map for every image")
+        raise CoopSegError(f"{settings.data.root or 'phantom'}: no training cases after the split")
+    data = settings.data
     cache = VolumeCache()
     kind = augmentation_kind(data.augmentation)
     augmenter = None if kind == "none" else SliceAugmenter(
@@ -109,3 +98,31 @@ def load_run_data(settings: TrainingSettings, with_validation: bool = True) -> R
     if with_validation:
         validation = [cache.get(case, data.spacing_mm, data.size) for case in split.select(cases, "validation")]
     return RunData(split, dataset, validation)
+
+
+def load_validation_data(settings: TrainingSettings) -> tuple:
+    """(split, prepared validation volumes) of a run, reading only its validation subjects where the reader can
+    select (ACDC, packed): for scoring a run's checkpoints again without its training data."""
+    split, cases = split_cases(settings, ("validation",))
+    cache = VolumeCache()
+    data = settings.data
+    return split, [cache.get(case, data.spacing_mm, data.size) for case in split.select(cases, "validation")]
+
+
+def split_cases(settings: TrainingSettings, parts: tuple) -> tuple:
+    """(split, labelled cases): the split of the configured source and its cases, only those of the split's
+    ``parts`` ("train", "validation") where the reader can select (ACDC, packed: 10 + 5 subjects read, not 80)."""
+    data = settings.data
+    if data.format in ("acdc", "packed"):
+        from CoopSegLib.data.readers import list_acdc_subjects, list_packed_subjects
+
+        listing = list_acdc_subjects if data.format == "acdc" else list_packed_subjects
+        split = make_split(settings, listing(data.root))
+        cases = read_cases(settings, [s for part in parts for s in getattr(split, part)])
+    else:
+        cases = read_cases(settings)
+        split = make_split(settings, subjects_of(cases))
+    unlabelled = [case.source or case.key for case in cases if case.label is None]
+    if unlabelled:
+        raise CoopSegError(f"{unlabelled[0]}: training and validation need a label map for every image")
+    return split, cases
