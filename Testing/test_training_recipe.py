@@ -226,3 +226,20 @@ def test_warmed_up_average_moves_at_the_warm_up_decay_then_the_full_one():
     resumed = CooperativeTrainer(config, "cpu", "fp32", ema_decay=0.999, ema_warmup=True)
     resumed.load_state_dict(warm.state_dict())
     assert int(resumed.average.n_averaged) == 2
+
+
+def test_a_resume_with_a_new_length_follows_the_new_plan_from_where_it_stopped(tmp_path):
+    """How issue 31's campaign fitted its schedule to the CPU budget (``--resume RUN --set train.steps=N``): the rate
+    is a function of the step and the planned length alone, so after the resume it is the new plan's."""
+    extra = ["train.schedule=cosine", "train.warmup_steps=1", "method.learning_rate=1e-3", "log.tensorboard=false",
+             "validation.every=0"]
+    run_dir = tmp_path / "r"
+    run_training(tiny_settings("train.steps=3", *extra), run_dir, say=lambda _: None)
+    from CoopSegLib.training.loop import load_run_settings
+
+    outcome = run_training(load_run_settings(run_dir, ["train.steps=6"]), run_dir, resume=True, say=lambda _: None)
+    assert outcome.step == 6
+    logged = [float(row["learning_rate"]) for row in csv.DictReader(open(run_dir / "losses.csv"))]
+    assert logged[:3] == pytest.approx([learning_rate_at(s, 3, 1e-3, "cosine", 1) for s in (1, 2, 3)], rel=1e-5)
+    assert logged[3:] == pytest.approx([learning_rate_at(s, 6, 1e-3, "cosine", 1) for s in (4, 5, 6)], rel=1e-5)
+    assert load_bundle(outcome.bundle).metadata["training"]["steps"] == 6  # the bundle records the plan it ended on
