@@ -36,6 +36,7 @@ ALLOWED: Dict[str, Dict[str, str]] = {
         "CoopSegLib/cli/corrupt.py": "coopseg corrupt writes the test sets' files",
         "CoopSegLib/cli/evaluate.py": EVALUATION,
         "Training/reproduce_table1.py": EVALUATION + " (Table 1)",
+        "Training/compare_evaluations.py": "scores two models' evaluations of the test sets (names the artefact sets)",
         "Training/gpu_table1_pack.py": "packs the test cases beside the training cases, scored only",
     },
     "Fourier transforms": {
