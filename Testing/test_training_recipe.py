@@ -22,7 +22,7 @@ from CoopSegLib.data.intensity_augmentation import IntensityAugmenter, Intensity
 from CoopSegLib.data.phantom import phantom_cases
 from CoopSegLib.data.slices import SliceDataset, VolumeCache
 from CoopSegLib.errors import ConfigError, CoopSegError
-from CoopSegLib.training.loop import run_training
+from CoopSegLib.training.loop import load_run_settings, run_training
 from CoopSegLib.training.schedule import learning_rate_at
 from CoopSegLib.training.settings import TrainingSettings
 
@@ -235,8 +235,6 @@ def test_a_resume_with_a_new_length_follows_the_new_plan_from_where_it_stopped(t
              "validation.every=0"]
     run_dir = tmp_path / "r"
     run_training(tiny_settings("train.steps=3", *extra), run_dir, say=lambda _: None)
-    from CoopSegLib.training.loop import load_run_settings
-
     outcome = run_training(load_run_settings(run_dir, ["train.steps=6"]), run_dir, resume=True, say=lambda _: None)
     assert outcome.step == 6
     logged = [float(row["learning_rate"]) for row in csv.DictReader(open(run_dir / "losses.csv"))]

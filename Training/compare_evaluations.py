@@ -29,13 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from CoopSegLib.data.corruption import CORRUPTIONS  # noqa: E402
 from CoopSegLib.errors import CoopSegError  # noqa: E402
+from CoopSegLib.evaluation.comparison import signed_interval  # noqa: E402
+from CoopSegLib.evaluation.interval_report import dice_by_subject  # noqa: E402
 from CoopSegLib.evaluation.intervals import Interval, paired_difference  # noqa: E402
-from CoopSegLib.evaluation.report import (ScoreRow, ordered_sets, ordered_stages, rows_from_csv, set_title,  # noqa: E402
-                                          write_text_atomically)
+from CoopSegLib.evaluation.protocol import TRAINING  # noqa: E402
+from CoopSegLib.evaluation.report import (ScoreRow, mean_score, ordered_sets, ordered_stages, rows_from_csv,  # noqa: E402
+                                          set_title, write_text_atomically)
 from CoopSegLib.vocabulary import STN  # noqa: E402
 
 EVALUATION_CSV = "evaluation.csv"
-AVERAGES = ("AVG", "corrupted AVG")  # all sets; the artefact sets alone
 
 
 def read_evaluation(folder: Path) -> Tuple[List[ScoreRow], Dict[str, str], Dict[str, str]]:
@@ -70,33 +72,20 @@ def paired_rows(first: Sequence[ScoreRow], second: Sequence[ScoreRow],
     return shared, [by_key[_key(row)] for row in shared]
 
 
-def _by_subject(rows: Sequence[ScoreRow], stage: str, sets: Sequence[str],
-                keep=lambda row: True) -> Dict[str, List[float]]:
-    grouped: Dict[str, List[float]] = {}
-    for row in rows:
-        if row.stage == stage and row.set in sets and keep(row):
-            grouped.setdefault(row.subject or row.case, []).append(row.dice)
-    return grouped
-
-
-def _mean(values: Mapping[str, Sequence[float]]) -> float:
-    every = [v for group in values.values() for v in group if not math.isnan(v)]
-    return sum(every) / len(every) if every else math.nan
-
-
 def difference(first: Sequence[ScoreRow], second: Sequence[ScoreRow], stage: str, sets: Sequence[str],
                keep=lambda row: True) -> Tuple[float, float, Interval]:
     """(first's mean, second's mean, second - first with its paired interval) over ``sets`` at ``stage``."""
-    a, b = _by_subject(first, stage, sets, keep), _by_subject(second, stage, sets, keep)
-    return _mean(a), _mean(b), paired_difference(b, a)
+    def chosen(rows):
+        return [row for row in rows if row.stage == stage and row.set in sets and keep(row)]
+
+    a, b = chosen(first), chosen(second)
+    return (mean_score([row.dice for row in a]), mean_score([row.dice for row in b]),
+            paired_difference(dice_by_subject(b), dice_by_subject(a)))
 
 
 def _interval_text(interval: Interval) -> str:
-    if math.isnan(interval.mean):
-        return "n/a"
-    if math.isnan(interval.low):
-        return f"{interval.mean:+.4f} (one subject: no interval)"
-    return f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"
+    one_subject = not math.isnan(interval.mean) and math.isnan(interval.low)
+    return signed_interval(interval) + (" (one subject: no interval)" if one_subject else "")
 
 
 def _columns(rows: Sequence[ScoreRow]) -> List[Tuple[str, List[str]]]:
@@ -147,8 +136,11 @@ def verdict(first: Sequence[ScoreRow], second: Sequence[ScoreRow], names: Tuple[
         outcome = f"{names[0]} is ahead by more than the noise"
     else:
         outcome = "neither is ahead by more than the noise"
-    trained = [f"{names[i]} trained on {n} of the {len(subjects)} subjects"
-               for i, n in enumerate(sum(roles[i].get(s) == "training" for s in subjects) for i in range(2)) if n]
+    trained = []
+    for name, role in zip(names, roles):
+        count = sum(role.get(s) == TRAINING for s in subjects)
+        if count:
+            trained.append(f"{name} trained on {count} of the {len(subjects)} subjects")
     note = f" ({'; '.join(trained)}: its figures there are in-sample)" if trained else ""
     return f"Verdict (FTN+STN, every set): {outcome}, {_interval_text(delta)}{note}."
 

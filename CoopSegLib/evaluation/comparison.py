@@ -13,6 +13,7 @@ from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from CoopSegLib.data.corruption import CORRUPTIONS
+from CoopSegLib.evaluation.interval_report import dice_by_subject
 from CoopSegLib.evaluation.report import (CSV_FIELDS, ScoreRow, csv_text, format_dice, mean_score, ordered_sets,
                                           ordered_stages, set_scores, set_title)
 from CoopSegLib.evaluation.runner import evaluate_model
@@ -182,11 +183,7 @@ class FoldSummary:
         return self.comparison(next(iter(self.rows)))
 
     def _by_subject(self, fold: int, method: str, stage: str, sets: Sequence[str]) -> Dict[str, List[float]]:
-        grouped: Dict[str, List[float]] = {}
-        for row in self.rows[fold][method]:
-            if row.stage == stage and row.set in sets:
-                grouped.setdefault(row.subject or row.case, []).append(row.dice)
-        return grouped
+        return dice_by_subject([row for row in self.rows[fold][method] if row.stage == stage and row.set in sets])
 
     def sets_of(self, name: str) -> List[str]:
         """The sets behind a column: one set, "AVG" (all) or "corrupted AVG" (the artefact sets)."""
@@ -231,13 +228,13 @@ class FoldSummary:
             for stage in first.stages:
                 cells = [self.difference(stage, c, fold) for c in columns]
                 name = "mean over folds" if fold is None else str(fold)
-                lines.append(f"| {name} | {stage} | " + " | ".join(_signed_interval(i) for i in cells) + " |")
+                lines.append(f"| {name} | {stage} | " + " | ".join(signed_interval(i) for i in cells) + " |")
         lines += ["", f"Verdict ({REFINED}, corrupted AVG): cooperative training **{self.verdict()}** "
-                  f"({_signed_interval(self.difference(REFINED, 'corrupted AVG'))} over {len(self.rows)} fold(s))."]
+                  f"({signed_interval(self.difference(REFINED, 'corrupted AVG'))} over {len(self.rows)} fold(s))."]
         return "\n".join(lines) + "\n"
 
 
-def _signed_interval(interval: "Interval") -> str:
+def signed_interval(interval: "Interval") -> str:
     if math.isnan(interval.mean):
         return "n/a"
     if math.isnan(interval.low):
